@@ -1,0 +1,1 @@
+"""The running service: config, Starlette app, WS hub and broker, workers, CLI."""

@@ -1,0 +1,1 @@
+"""The shared vocabulary: normalised events, API bodies, WebSocket frames."""

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from inbox.db import create_pool
+from tests import pg
+from tests.redis_server import shared_redis_url
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    name = pg.create_template()
+    yield name
+    pg.drop_database_sync(name)
+
+
+@pytest.fixture
+async def db_url(pg_template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name, url = await pg.create_database(pg_template)
+    yield url
+    await pg.drop_database(name)
+
+
+@pytest.fixture
+async def empty_db_url() -> AsyncIterator[str]:
+    """A fresh database with no migrations applied."""
+    name, url = await pg.create_database(None)
+    yield url
+    await pg.drop_database(name)
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(db_url, min_size=1, max_size=10)
+    yield p
+    await p.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url, proc = shared_redis_url()
+    yield url
+    if proc is not None:
+        proc.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """Redis pub/sub ignores database numbers: each test gets its own key/channel prefix."""
+    return f"igwtest:{uuid.uuid4().hex[:10]}"
