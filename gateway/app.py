@@ -1,0 +1,71 @@
+"""The Starlette application and its lifespan.
+
+Startup, in order:
+1. open the asyncpg pool (the database is migrated by ``serve`` before this);
+2. create the broker (in-process, or Redis when REDIS_URL is set);
+3. let each channel module install its sender and connection runner;
+4. start the background workers.
+Shutdown runs the same steps backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from gateway import health
+from gateway.broker import Broker, InProcessBroker
+from gateway.config import Settings
+from gateway.context import AppContext
+from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler
+from inbox.db import create_pool
+
+# Each channel module registers its sender / runner / routes here.
+Installer = Callable[[AppContext], None]
+
+
+def _routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = [*health.routes]
+    return routes
+
+
+def _installers() -> list[Installer]:
+    return []
+
+
+def _make_broker(settings: Settings) -> Broker:
+    return InProcessBroker()
+
+
+def create_app(settings: Settings, **overrides: Any) -> Starlette:
+    """Build the app. ``overrides`` replace context fields (tests plug senders in)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        assert settings.database_url, "serve resolves DATABASE_URL before building the app"
+        pool = await create_pool(settings.database_url)
+        broker = overrides.pop("broker", None) or _make_broker(settings)
+        ctx = AppContext(settings=settings, pool=pool, broker=broker)
+        for name, value in overrides.items():
+            setattr(ctx, name, value)
+        app.state.ctx = ctx
+        try:
+            for install in _installers():
+                install(ctx)
+            for start in ctx.extras.get("starters", []):
+                await start(ctx)
+            yield
+        finally:
+            await ctx.tasks.close()
+            for stop in reversed(ctx.extras.get("stoppers", [])):
+                await stop(ctx)
+            await pool.close()
+
+    exception_handlers: dict[Any, Any] = {ApiError: api_error_handler}
+    for exc_type in DB_UNAVAILABLE:
+        exception_handlers[exc_type] = db_unavailable_handler
+    return Starlette(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers)

@@ -1,0 +1,101 @@
+"""HTTP plumbing shared by every route: error bodies, auth, bounded bodies, JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.context import AppContext
+from inbox.accounts import Principal, authenticate
+
+
+class ApiError(Exception):
+    """Raised by handlers; rendered as ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+# What asyncpg and the OS raise when PostgreSQL is down or unreachable.
+DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    TimeoutError,
+)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def db_unavailable_handler(request: Request, exc: Exception) -> Response:
+    return error_response(503, "database_unavailable", "the database is unreachable; retry later")
+
+
+def ctx_of(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def require_principal(request: Request) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "missing Authorization: Bearer <api key>")
+    principal = await authenticate(ctx_of(request).pool, token)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "invalid API key")
+    return principal
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", "invalid Content-Length") from exc
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+
+
+async def read_json(request: Request) -> Any:
+    return parse_json(await read_body(request, ctx_of(request).settings.gateway_max_body_bytes))
