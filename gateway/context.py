@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -11,10 +12,25 @@ import asyncpg
 from gateway.config import Settings
 from gateway.supervise import TaskGroup
 from schema.enums import ChannelType
+from schema.media import MediaFetcher
 from schema.outbound import OutboundSender
 
 if TYPE_CHECKING:
     from gateway.broker import Broker
+    from inbox.channels import ChannelRow
+
+# Runs a channel's connection until cancelled.
+ChannelRunner = Callable[["AppContext", "ChannelRow"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ChannelSetup:
+    provider_key: str | None
+    config: dict[str, Any]  # config as stored (derived fields added, e.g. the bot id)
+
+
+# (ctx, config, secrets, channel_id) -> what to store. Raises gateway.http.ApiError (422) on bad credentials.
+ChannelSetupHook = Callable[["AppContext", dict[str, Any], dict[str, Any], int | None], Awaitable[ChannelSetup]]
 
 
 @dataclass
@@ -25,6 +41,14 @@ class AppContext:
     tasks: TaskGroup = field(default_factory=TaskGroup)
     # One sender per channel type, plugged into the outbound worker.
     senders: dict[ChannelType, OutboundSender] = field(default_factory=dict)
+    # One media downloader per channel type, used by the media worker.
+    fetchers: dict[ChannelType, MediaFetcher] = field(default_factory=dict)
+    # Long-running connections (AMI, Telegram polling), one task per channel,
+    # started by the channel supervisor only while this node holds the lease.
+    runners: dict[ChannelType, ChannelRunner] = field(default_factory=dict)
+    # Called when a channel is created through the API, before it is stored:
+    # checks credentials with the provider and fills derived config.
+    setup_hooks: dict[ChannelType, ChannelSetupHook] = field(default_factory=dict)
     # Identifies this process in leases and job locks.
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     extras: dict[str, Any] = field(default_factory=dict)

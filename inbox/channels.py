@@ -1,0 +1,81 @@
+"""Channels: the provider connections of an account (config, write-only secrets, state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from schema.enums import ChannelType
+
+_COLUMNS = "id, account_id, type, name, config, secrets, provider_key, state, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    id: int
+    account_id: int
+    type: ChannelType
+    name: str
+    config: dict[str, Any]
+    secrets: dict[str, Any]
+    provider_key: str | None
+    state: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> ChannelRow:
+        return cls(
+            r["id"], r["account_id"], ChannelType(r["type"]), r["name"], r["config"], r["secrets"],
+            r["provider_key"], r["state"], r["created_at"], r["updated_at"],
+        )
+
+
+async def get_channel_any_account(
+    conn: asyncpg.Connection | asyncpg.Pool, channel_id: int
+) -> ChannelRow | None:
+    """For provider webhooks, which carry no API key: the channel id in the URL decides the account."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM channels WHERE id = $1 AND deleted_at IS NULL", channel_id)
+    return ChannelRow.from_record(row) if row else None
+
+
+async def get_channel(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, channel_id: int) -> ChannelRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM channels WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
+        channel_id,
+        account_id,
+    )
+    return ChannelRow.from_record(row) if row else None
+
+
+async def find_by_provider_key(
+    conn: asyncpg.Connection | asyncpg.Pool, account_id: int, type_: ChannelType, provider_key: str
+) -> ChannelRow | None:
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS} FROM channels
+            WHERE account_id = $1 AND type = $2 AND provider_key = $3 AND deleted_at IS NULL""",
+        account_id,
+        str(type_),
+        provider_key,
+    )
+    return ChannelRow.from_record(row) if row else None
+
+
+async def list_active_channels(
+    conn: asyncpg.Connection | asyncpg.Pool, types: list[ChannelType] | None = None
+) -> list[ChannelRow]:
+    """All live channels of every account (for the connection supervisor)."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM channels
+            WHERE deleted_at IS NULL AND ($1::text[] IS NULL OR type = ANY($1::text[])) ORDER BY id""",
+        [str(t) for t in types] if types is not None else None,
+    )
+    return [ChannelRow.from_record(r) for r in rows]
+
+
+async def update_state(conn: asyncpg.Connection | asyncpg.Pool, channel_id: int, patch: dict[str, Any]) -> None:
+    """Merge ``patch`` into the adapter state (e.g. a polling offset) without touching updated_at."""
+    await conn.execute("UPDATE channels SET state = state || $2::jsonb WHERE id = $1", channel_id, patch)
