@@ -1,0 +1,35 @@
+"""Commit, then publish: the only way provider traffic enters the inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.context import AppContext
+from inbox.channels import ChannelRow
+from inbox.eventlog import EventRecord
+from inbox.ingest import IngestResult, apply_events, ingest_payload
+from schema.events import NormalizedEvent, ParsedPayload, ParseError
+
+
+async def ingest(
+    ctx: AppContext,
+    *,
+    channel: ChannelRow,
+    payload: str,
+    dedup_key: str | None,
+    parsed: ParsedPayload | ParseError,
+) -> IngestResult:
+    result = await ingest_payload(ctx.pool, channel=channel, payload=payload, dedup_key=dedup_key, parsed=parsed)
+    # Published only after commit; a crash in between leaves a gap that
+    # subscribers fill from the event log.
+    await ctx.broker.publish(result.events)
+    return result
+
+
+async def apply_and_publish(
+    ctx: AppContext, *, channel: ChannelRow, events: Sequence[NormalizedEvent]
+) -> list[EventRecord]:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        records = await apply_events(conn, channel=channel, events=events)
+    await ctx.broker.publish(records)
+    return records
