@@ -44,7 +44,10 @@ async def test_a_redelivered_payload_with_the_same_dedup_key_is_a_duplicate_that
 
 async def test_statuses_arriving_read_sent_delivered_end_in_read_with_every_timestamp_kept(pool):
     _, _, channel = await make_account_with_channel(pool)
-XX, minutes(3)), ("sent", minutes(1)), ("delivered", minutes(2))]:
+    await _ingest(pool, channel, text_message("wamid.out", direction=MessageDirection.OUTBOUND))
+    # As the outbound worker leaves it: sent to the provider, no status received yet.
+    await pool.execute("UPDATE messages SET status = 'pending', sent_at = NULL")
+    for status, at in [("read", minutes(3)), ("sent", minutes(1)), ("delivered", minutes(2))]:
         await _ingest(pool, channel, StatusUpdate(external_id="wamid.out", status=status, occurred_at=T0 + at))
         row = await pool.fetchrow("SELECT * FROM messages WHERE external_id = 'wamid.out'")
         assert row["status"] == "read"
