@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 
 from gateway import health
 from gateway.broker import Broker, InProcessBroker
+from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler
@@ -58,6 +59,8 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
                 install(ctx)
             for start in ctx.extras.get("starters", []):
                 await start(ctx)
+            # After the installers: it runs whatever runners they registered.
+            await start_supervisor(ctx)
             yield
         finally:
             await ctx.tasks.close()

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     gateway_ws_queue_size: int = Field(default=1000, gt=0)
     gateway_workers: bool = True  # background workers (outbound, media, channel connections)
+    # How often a node looks for channels to run and proves it still holds its leases;
+    # also the longest a dead node's channels wait for a takeover (plus one pass).
+    gateway_lease_interval: float = Field(default=2.0, gt=0)
 
     @field_validator("database_url", "redis_url")
     @classmethod
