@@ -17,7 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from gateway import health
+from gateway import health, inbox_page
 from gateway.broker import Broker, InProcessBroker
 from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
@@ -30,7 +30,7 @@ Installer = Callable[[AppContext], None]
 
 
 def _routes() -> list[BaseRoute]:
-    routes: list[BaseRoute] = [*health.routes]
+    routes: list[BaseRoute] = [*health.routes, *inbox_page.routes]
     return routes
 
 

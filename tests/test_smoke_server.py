@@ -7,3 +7,11 @@ async def test_healthz_and_readyz_answer_on_a_real_socket(db_url):
         ready = await http.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["database"] == "ok"
+
+
+async def test_the_inbox_page_is_served_and_speaks_the_public_api(db_url):
+    async with run_server(db_url) as srv, srv.client() as http:
+        page = await http.get("/inbox")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "/ws?token=" in page.text and "/api/v1/conversations" in page.text
+        assert (await http.get("/", follow_redirects=False)).headers["location"] == "/inbox"
