@@ -1,0 +1,431 @@
+"""Telegram ``Update`` objects → normalised events (pure, no I/O).
+
+One Update carries exactly one change. What each kind becomes:
+
+- ``message`` / ``channel_post`` → :class:`InboundMessage`, ``external_id``
+  ``"{chat_id}:{message_id}"`` (message ids repeat across chats);
+- ``edited_message`` / ``edited_channel_post`` → :class:`MessageEdit` of that message;
+- ``message_reaction`` → :class:`Reaction` on that message;
+- ``my_chat_member`` whose new status is ``kicked`` in a private chat (the user
+  blocked the bot) → :class:`ContactUnreachable`; other member changes are ignored;
+- ``callback_query`` (an inline button press) → an ``unsupported`` message in
+  the button's chat, text = the button's title, ``external_id``
+  ``"{chat_id}:cb{callback_query_id}"``;
+- any other kind that names a chat → an ``unsupported`` message with the raw
+  update, ``external_id`` ``"{chat_id}:u{update_id}"``; one without a chat
+  (inline queries, polls, payments) → ``ignored``: there is no conversation
+  to attach it to.
+
+Private chats: the contact is the user (the chat id equals the user id). Groups,
+supergroups and channels: the contact is the chat (named by its title) and
+each message records its ``sender``.
+
+The Update is decoded with python-telegram-bot's ``Update.de_json``; that
+decoder trusts its input, so every field used here is checked again and
+anything unusable raises :class:`ParseError`, never another exception.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import ValidationError
+from telegram import Chat, Message, Update
+
+from channels.base import utc_from_epoch
+from schema.enums import MessageType
+from schema.events import (
+    ContactRef,
+    ContactUnreachable,
+    InboundMessage,
+    MediaRef,
+    MessageEdit,
+    NormalizedEvent,
+    ParsedPayload,
+    ParseError,
+    Reaction,
+    SenderRef,
+)
+
+_NEW_MESSAGE_KINDS = ("message", "channel_post")
+_EDIT_KINDS = ("edited_message", "edited_channel_post")
+
+# Update kinds the gateway asks for (setWebhook / getUpdates ``allowed_updates``).
+ALLOWED_UPDATES: tuple[str, ...] = (
+    *_NEW_MESSAGE_KINDS,
+    *_EDIT_KINDS,
+    "my_chat_member",
+    "callback_query",
+    "message_reaction",
+)
+
+
+def update_id_of(data: Any) -> int | None:
+    """The Update's id (the dedup key), or None when the body has none."""
+    if isinstance(data, dict):
+        value = data.get("update_id")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def parse_body(body: str | bytes, *, received_at: datetime | None = None) -> ParsedPayload:
+    """A raw webhook body or stored payload → events (``channels.base.PayloadParser``)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ParseError(f"not JSON: {exc}") from exc
+    return parse_update(data, received_at=received_at)
+
+
+def parse_update(data: Any, *, received_at: datetime | None = None) -> ParsedPayload:
+    """One decoded Update → events. ``received_at`` dates updates that carry no date of their own."""
+    if not isinstance(data, dict):
+        raise ParseError("a Telegram Update must be a JSON object")
+    update_id = update_id_of(data)
+    if update_id is None:
+        raise ParseError("update_id is missing or not an integer")
+    update = _decode(data)
+    now = received_at or datetime.now(UTC)
+    try:
+        return _normalise(update, data, update_id, now)
+    except ValidationError as exc:
+        raise ParseError(f"update {update_id}: {exc.errors()[0]['msg']}") from exc
+
+
+def _decode(data: dict[str, Any]) -> Update:
+    try:
+        update = Update.de_json(data, None)
+    # de_json assumes well-formed input and fails in arbitrary ways otherwise
+    # (KeyError, TypeError, AttributeError, OverflowError…): all mean "not an Update".
+    except Exception as exc:
+        raise ParseError(f"not a Telegram Update: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(update, Update):
+        raise ParseError("not a Telegram Update")
+    return update
+
+
+def _normalise(update: Update, data: dict[str, Any], update_id: int, now: datetime) -> ParsedPayload:
+    for kind in _NEW_MESSAGE_KINDS:
+        if data.get(kind) is not None:
+            return _one(_new_message(_as_message(getattr(update, kind), kind), data, update_id, kind))
+    for kind in _EDIT_KINDS:
+        if data.get(kind) is not None:
+            return _one(_edit(_as_message(getattr(update, kind), kind)))
+    if data.get("my_chat_member") is not None:
+        return _member_change(update)
+    if data.get("callback_query") is not None:
+        return _callback(update, data, update_id, now)
+    if data.get("message_reaction") is not None:
+        return _reaction(update)
+    return _other(update, data, update_id, now)
+
+
+def _one(event: NormalizedEvent) -> ParsedPayload:
+    return ParsedPayload(events=(event,))
+
+
+# -- field checks -------------------------------------------------------------
+
+
+def _int(value: object, field: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ParseError(f"{field}: expected an integer, got {type(value).__name__}")
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _date(value: object, field: str) -> datetime:
+    # de_json has already turned epoch seconds into aware datetimes; a raw int
+    # means it left the field alone (e.g. 0 for "unknown").
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return utc_from_epoch(value, field=field)
+
+
+def _as_message(value: object, kind: str) -> Message:
+    if not isinstance(value, Message):
+        raise ParseError(f"{kind}: not a message object")
+    return value
+
+
+def _full_name(first: object, last: object) -> str | None:
+    parts = [p for p in (_opt_str(first), _opt_str(last)) if p]
+    return " ".join(parts) or None
+
+
+# -- who ----------------------------------------------------------------------
+
+
+def _chat_contact(chat: object) -> tuple[ContactRef, bool]:
+    """The conversation's contact and whether the chat is a private one."""
+    if not isinstance(chat, Chat):
+        raise ParseError("chat is missing")
+    chat_id = _int(chat.id, "chat.id")
+    if chat.type == Chat.PRIVATE:
+        name = _full_name(chat.first_name, chat.last_name) or _opt_str(chat.username)
+        return ContactRef(external_id=str(chat_id), name=name), True
+    return ContactRef(external_id=str(chat_id), name=_opt_str(chat.title) or _opt_str(chat.username)), False
+
+
+def _user_sender(user: object) -> SenderRef | None:
+    user_id = _opt_int(getattr(user, "id", None))
+    if user is None or user_id is None:
+        return None
+    name = _full_name(getattr(user, "first_name", None), getattr(user, "last_name", None))
+    return SenderRef(external_id=str(user_id), name=name or _opt_str(getattr(user, "username", None)))
+
+
+def _message_sender(msg: Message) -> SenderRef | None:
+    # Anonymous group admins and channel posts are sent "as" a chat.
+    sender_chat = msg.sender_chat
+    chat_id = _opt_int(getattr(sender_chat, "id", None))
+    if sender_chat is not None and chat_id is not None:
+        name = _opt_str(msg.author_signature) or _opt_str(sender_chat.title) or _opt_str(sender_chat.username)
+        return SenderRef(external_id=str(chat_id), name=name)
+    return _user_sender(msg.from_user)
+
+
+def _external_id(chat_id: str, message_id: object) -> str:
+    return f"{chat_id}:{_int(message_id, 'message_id')}"
+
+
+# -- what ---------------------------------------------------------------------
+
+
+def _file_ref(obj: object, *, mime_type: str | None = None, name: str | None = None) -> MediaRef:
+    file_id = _opt_str(getattr(obj, "file_id", None))
+    if file_id is None:
+        raise ParseError("a media attachment has no file_id")
+    return MediaRef(
+        provider_id=file_id,
+        mime_type=_opt_str(getattr(obj, "mime_type", None)) or mime_type,
+        name=name,
+        size=_opt_int(getattr(obj, "file_size", None)),
+    )
+
+
+def _largest_photo(sizes: object) -> object:
+    if not isinstance(sizes, tuple | list) or not sizes:
+        raise ParseError("photo: expected a non-empty list of sizes")
+
+    def area(p: object) -> tuple[int, int]:
+        w, h = _opt_int(getattr(p, "width", None)) or 0, _opt_int(getattr(p, "height", None)) or 0
+        return w * h, _opt_int(getattr(p, "file_size", None)) or 0
+
+    return max(sizes, key=area)
+
+
+def _sticker_mime(sticker: Any) -> str:
+    if sticker.is_video is True:
+        return "video/webm"
+    if sticker.is_animated is True:
+        return "application/x-tgsticker"
+    return "image/webp"
+
+
+def _content(msg: Message) -> tuple[MessageType, str | None, tuple[MediaRef, ...], dict[str, Any]]:
+    """Type, human-readable text, media and extra fields of one message."""
+    caption = _opt_str(msg.caption)
+    if msg.text is not None:
+        text = _opt_str(msg.text)
+        return MessageType.TEXT, text, (), {}
+    if msg.animation is not None:  # GIFs also carry a ``document``: check them first
+        return MessageType.VIDEO, caption, (_file_ref(msg.animation, mime_type="video/mp4"),), {"animation": True}
+    if msg.photo:
+        photo = _largest_photo(msg.photo)
+        size = {"width": _opt_int(getattr(photo, "width", None)), "height": _opt_int(getattr(photo, "height", None))}
+        return MessageType.IMAGE, caption, (_file_ref(photo, mime_type="image/jpeg"),), size
+    if msg.video is not None:
+        name = _opt_str(msg.video.file_name)
+        return MessageType.VIDEO, caption, (_file_ref(msg.video, mime_type="video/mp4", name=name),), {}
+    if msg.video_note is not None:
+        return MessageType.VIDEO, caption, (_file_ref(msg.video_note, mime_type="video/mp4"),), {"video_note": True}
+    if msg.voice is not None:
+        return MessageType.AUDIO, caption, (_file_ref(msg.voice, mime_type="audio/ogg"),), {"voice": True}
+    if msg.audio is not None:
+        name = _opt_str(msg.audio.file_name) or _opt_str(msg.audio.title)
+        return MessageType.AUDIO, caption, (_file_ref(msg.audio, mime_type="audio/mpeg", name=name),), {}
+    if msg.document is not None:
+        name = _opt_str(msg.document.file_name)
+        return MessageType.DOCUMENT, caption, (_file_ref(msg.document, name=name),), {}
+    if msg.sticker is not None:
+        ref = _file_ref(msg.sticker, mime_type=_sticker_mime(msg.sticker))
+        return MessageType.STICKER, None, (ref,), {"emoji": _opt_str(msg.sticker.emoji)}
+    if msg.venue is not None:
+        venue = msg.venue
+        text = ", ".join(p for p in (_opt_str(venue.title), _opt_str(venue.address)) if p) or None
+        return MessageType.LOCATION, text, (), _coordinates(venue.location)
+    if msg.location is not None:
+        return MessageType.LOCATION, None, (), _coordinates(msg.location)
+    if msg.contact is not None:
+        c = msg.contact
+        card = {
+            "name": _full_name(c.first_name, c.last_name),
+            "phone": _opt_str(c.phone_number),
+            "user_id": _opt_int(c.user_id),
+        }
+        return MessageType.CONTACTS, None, (), {"contacts": [card]}
+    return MessageType.UNSUPPORTED, caption, (), {}
+
+
+def _coordinates(location: object) -> dict[str, Any]:
+    lat, lon = getattr(location, "latitude", None), getattr(location, "longitude", None)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        raise ParseError("location: latitude/longitude missing")
+    return {"latitude": lat, "longitude": lon}
+
+
+def _reply_to(msg: Message, chat_id: str) -> str | None:
+    reply = msg.reply_to_message
+    if reply is None:
+        return None
+    # In forum topics every message "replies" to the topic's opening service message.
+    if msg.is_topic_message is True and reply.forum_topic_created is not None:
+        return None
+    reply_id = _opt_int(reply.message_id)
+    return f"{chat_id}:{reply_id}" if reply_id is not None else None
+
+
+def _new_message(msg: Message, data: dict[str, Any], update_id: int, kind: str) -> InboundMessage:
+    contact, private = _chat_contact(msg.chat)
+    msg_type, text, media, extra = _content(msg)
+    raw_type: object = msg.chat.type
+    chat_type = raw_type.value if isinstance(raw_type, Enum) else _opt_str(raw_type)
+    extra = {k: v for k, v in extra.items() if v is not None}
+    extra.update({"update_id": update_id, "chat_type": chat_type})
+    if kind == "channel_post":
+        extra["channel_post"] = True
+    return InboundMessage(
+        external_id=_external_id(contact.external_id, msg.message_id),
+        contact=contact,
+        sender=None if private else _message_sender(msg),
+        type=msg_type,
+        text=text,
+        media=media,
+        reply_to_external_id=_reply_to(msg, contact.external_id),
+        occurred_at=_date(msg.date, "date"),
+        extra=extra,
+        # Unsupported kinds keep the whole update so nothing is lost; for the
+        # rest ``inbound_events.payload`` already holds it verbatim.
+        raw=data if msg_type == MessageType.UNSUPPORTED else None,
+    )
+
+
+def _edit(msg: Message) -> MessageEdit:
+    contact, _ = _chat_contact(msg.chat)
+    edited_at = msg.edit_date if msg.edit_date is not None else msg.date
+    text = _opt_str(msg.text) if msg.text is not None else _opt_str(msg.caption)
+    return MessageEdit(
+        external_id=_external_id(contact.external_id, msg.message_id),
+        text=text,
+        edited_at=_date(edited_at, "edit_date"),
+    )
+
+
+def _member_change(update: Update) -> ParsedPayload:
+    change = update.my_chat_member
+    if change is None:
+        raise ParseError("my_chat_member: not a member update")
+    contact, private = _chat_contact(change.chat)
+    status = getattr(change.new_chat_member, "status", None)
+    if private and status == "kicked":
+        blocked_at = _date(change.date, "date")
+        return _one(ContactUnreachable(contact=contact, reason="the user blocked the bot", occurred_at=blocked_at))
+    # The bot added to or removed from a group, or unblocked: not conversation data.
+    return ParsedPayload(ignored=True)
+
+
+def _button_title(keyboard_message: object, data: str | None) -> str | None:
+    markup = getattr(keyboard_message, "reply_markup", None)
+    rows = getattr(markup, "inline_keyboard", None)
+    if data is None or not isinstance(rows, tuple | list):
+        return None
+    for row in rows:
+        for button in row if isinstance(row, tuple | list) else ():
+            if getattr(button, "callback_data", None) == data:
+                return _opt_str(getattr(button, "text", None))
+    return None
+
+
+def _callback(update: Update, data: dict[str, Any], update_id: int, now: datetime) -> ParsedPayload:
+    query = update.callback_query
+    if query is None:
+        raise ParseError("callback_query: not a callback query")
+    keyboard_message = query.message
+    if keyboard_message is None:  # a button under an inline-mode message: no chat
+        return ParsedPayload(ignored=True)
+    contact, private = _chat_contact(keyboard_message.chat)
+    query_id = _opt_str(query.id)
+    if query_id is None:
+        raise ParseError("callback_query: id missing")
+    callback_data = _opt_str(query.data)
+    reply_to = _opt_int(keyboard_message.message_id)
+    return _one(
+        InboundMessage(
+            external_id=f"{contact.external_id}:cb{query_id}",
+            contact=contact,
+            sender=None if private else _user_sender(query.from_user),
+            type=MessageType.UNSUPPORTED,
+            text=_button_title(keyboard_message, callback_data) or callback_data,
+            reply_to_external_id=f"{contact.external_id}:{reply_to}" if reply_to is not None else None,
+            occurred_at=now,
+            extra={"update_id": update_id, "update_kind": "callback_query", "callback_data": callback_data},
+            raw=data,
+        )
+    )
+
+
+def _reaction(update: Update) -> ParsedPayload:
+    change = update.message_reaction
+    if change is None:
+        raise ParseError("message_reaction: not a reaction update")
+    contact, _ = _chat_contact(change.chat)
+    actor = change.user if change.user is not None else change.actor_chat
+    actor_id = _opt_int(getattr(actor, "id", None))
+    if actor_id is None:
+        raise ParseError("message_reaction: no user or actor_chat")
+    emojis = [_opt_str(getattr(r, "emoji", None)) for r in change.new_reaction or ()]
+    emoji = next((e for e in emojis if e), None)  # custom/paid reactions have no emoji: a removal here
+    return _one(
+        Reaction(
+            external_id=_external_id(contact.external_id, change.message_id),
+            emoji=emoji,
+            sender=str(actor_id),
+            occurred_at=_date(change.date, "date"),
+        )
+    )
+
+
+def _other(update: Update, data: dict[str, Any], update_id: int, now: datetime) -> ParsedPayload:
+    kinds = [k for k in data if k != "update_id"]
+    try:
+        chat = update.effective_chat
+        user = update.effective_user
+    except (AttributeError, TypeError):  # an unknown kind PTB cannot introspect
+        chat, user = None, None
+    if not isinstance(chat, Chat) or _opt_int(chat.id) is None:
+        return ParsedPayload(ignored=True)
+    contact, private = _chat_contact(chat)
+    date = next((getattr(getattr(update, k, None), "date", None) for k in kinds), None)
+    return _one(
+        InboundMessage(
+            external_id=f"{contact.external_id}:u{update_id}",
+            contact=contact,
+            sender=None if private else _user_sender(user),
+            type=MessageType.UNSUPPORTED,
+            occurred_at=_date(date, "date") if isinstance(date, datetime) else now,
+            extra={"update_id": update_id, "update_kind": kinds[0] if kinds else None},
+            raw=data,
+        )
+    )
