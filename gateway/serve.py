@@ -1,0 +1,170 @@
+"""``inbox-gateway serve``: database, migrations, then the HTTP/WS server.
+
+Startup, in order:
+1. resolve the database: ``DATABASE_URL``, else start the embedded PostgreSQL;
+2. apply pending migrations (under the migration advisory lock, so several
+   processes starting at once are safe);
+3. run uvicorn with ``create_app`` until SIGINT/SIGTERM.
+Shutdown: uvicorn stops (the app's lifespan closes workers and the pool), then
+the embedded PostgreSQL is stopped. A signal that arrives during steps 1–2
+skips the rest and shuts down the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+import uvicorn
+
+from gateway.config import Settings
+from gateway.embedded_pg import resolved_database
+from gateway.http import DB_UNAVAILABLE
+from inbox.db import connect
+from inbox.migrations import Migration, migrate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Points the runner at another sql/ directory (tests of edited migrations).
+# Deliberately undocumented: production always uses the shipped files.
+MIGRATIONS_DIR_ENV = "GATEWAY_MIGRATIONS_DIR"
+
+
+class DatabaseUnreachable(Exception):
+    """Could not connect to PostgreSQL; the message is one line fit for a terminal."""
+
+
+def migrations_directory() -> Path | None:
+    value = os.environ.get(MIGRATIONS_DIR_ENV)
+    return Path(value) if value else None
+
+
+def describe_dsn(dsn: str) -> str:
+    """The DSN without its password, for error messages."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or ""
+        if not host and "host=" in parts.query:
+            host = parts.query.split("host=", 1)[1].split("&", 1)[0]
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+        return f"{user}{host}{port}{parts.path}"
+    except ValueError:
+        return "DATABASE_URL"
+
+
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
+
+
+async def connect_or_explain(dsn: str, *, seconds: float = 10) -> asyncpg.Connection:
+    try:
+        async with asyncio.timeout(seconds):
+            return await connect(dsn)
+    except _CONNECT_ERRORS as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatabaseUnreachable(f"cannot connect to the database {describe_dsn(dsn)}: {reason}") from exc
+
+
+async def apply_migrations(dsn: str, *, dry_run: bool = False) -> list[Migration]:
+    conn = await connect_or_explain(dsn)
+    try:
+        return await migrate(conn, migrations_directory(), dry_run=dry_run)
+    finally:
+        await conn.close()
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run on uvloop when available (as uvicorn would), else the default loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM handling around uvicorn.
+
+    While uvicorn runs it owns the handlers; when it returns it restores ours and
+    re-raises the signal it caught, which lands here and only records it. Before
+    uvicorn runs (embedded database start, migrations) a signal is recorded and
+    startup stops at the next step.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: uvicorn.Server | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def install(self) -> None:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # pgserver logs every pg_ctl command line and its full output at INFO.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+async def _serve(settings: Settings, stop: _StopSignals) -> None:
+    from gateway.app import create_app  # imports every channel module; keep `--help` fast
+
+    async with resolved_database(settings.database_url, settings.gateway_data_dir) as dsn:
+        if stop.requested:
+            return
+        applied = await apply_migrations(dsn)
+        for migration in applied:
+            log.info("applied migration %04d_%s", migration.version, migration.name)
+        if stop.requested:
+            return
+        app = create_app(settings.model_copy(update={"database_url": dsn}))
+        config = uvicorn.Config(
+            app,
+            host=settings.gateway_host,
+            port=settings.gateway_port,
+            lifespan="on",
+            log_level=settings.gateway_log_level.lower(),
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        stop.server = server
+        await server.serve()
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM. Raises DatabaseUnreachable, MigrationError, EmbeddedPostgresError;
+    SystemExit when uvicorn cannot start (port in use, lifespan failure)."""
+    _configure_logging(settings.gateway_log_level)
+    stop = _StopSignals()
+    stop.install()
+    try:
+        run_async(lambda: _serve(settings, stop))
+    finally:
+        stop.restore()
