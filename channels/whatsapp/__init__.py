@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API: webhook parsing and verification, Graph API client, sender, media fetcher."""

@@ -1,0 +1,114 @@
+"""Strict JSON decoding and typed field access for webhook bodies.
+
+Everything here raises :class:`schema.events.ParseError` (or
+:class:`MalformedBody` for bytes that are not JSON at all) and nothing else, so
+the parser built on it keeps the :class:`channels.base.PayloadParser` promise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from schema.events import ParseError
+
+JsonObj = dict[str, Any]
+
+
+class MalformedBody(ValueError):
+    """The bytes are not JSON (or JSON we refuse: NaN, infinities, absurd nesting)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_body(body: bytes | str) -> Any:
+    """Decode a request body. Not UTF-8, not JSON, NaN/Infinity, or nesting too deep → MalformedBody."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # json.JSONDecodeError is a ValueError; so is Python's int digit limit.
+        raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+
+
+def check_storable(data: Any) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL or lone surrogates: refuse them up front."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                _check_text(key)
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ParseError("a string contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ParseError("a string contains a lone surrogate") from exc
+
+
+def obj(value: Any, where: str) -> JsonObj:
+    if not isinstance(value, dict):
+        raise ParseError(f"{where}: expected an object, got {_kind(value)}")
+    return value
+
+
+def opt_obj(value: Any, where: str) -> JsonObj:
+    return {} if value is None else obj(value, where)
+
+
+def array(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ParseError(f"{where}: expected an array, got {_kind(value)}")
+    return value
+
+
+def opt_array(value: Any, where: str) -> list[Any]:
+    return [] if value is None else array(value, where)
+
+
+def string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ParseError(f"{where}: expected a non-empty string, got {_kind(value)}")
+    return value
+
+
+def opt_string(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ParseError(f"{where}: expected a string, got {_kind(value)}")
+    return value or None
+
+
+def ident(value: Any, where: str) -> str:
+    """A provider id: WhatsApp sends strings, but tolerate a bare integer."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return string(value, where)
+
+
+def opt_ident(value: Any, where: str) -> str | None:
+    return None if value is None or value == "" else ident(value, where)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__

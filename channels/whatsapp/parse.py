@@ -1,0 +1,282 @@
+"""WhatsApp Cloud API webhook bodies → normalised events. Pure: no I/O.
+
+A body is ``{"object": "whatsapp_business_account", "entry": [...]}``; every
+entry, change, message, echo and status in it is parsed, not only the first.
+Each event carries ``channel_key = metadata.phone_number_id`` so ingest routes
+it to the account's channel with that number.
+
+- ``field: messages`` — inbound ``messages`` and delivery ``statuses``;
+- ``field: smb_message_echoes`` — ``message_echoes``: sends made on the business
+  side (another device or the API), stored as outbound messages;
+- every other field (calls, account, template, user preference notices) is
+  valid traffic that is not conversation data: the payload is ``ignored``.
+
+Anything that cannot be normalised raises :class:`schema.events.ParseError`
+(the body becomes a dead letter); unknown message types are not errors, they
+become ``unsupported`` messages that keep their raw part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from channels.base import utc_from_epoch
+from channels.whatsapp._content import collect_errors, message_content
+from channels.whatsapp._json import (
+    JsonObj,
+    MalformedBody,
+    array,
+    check_storable,
+    decode_body,
+    ident,
+    obj,
+    opt_array,
+    opt_ident,
+    opt_obj,
+    opt_string,
+)
+from schema.enums import MessageDirection, MessageStatus
+from schema.events import (
+    ContactRef,
+    InboundMessage,
+    MessageDeletion,
+    MessageEdit,
+    NormalizedEvent,
+    ParsedPayload,
+    ParseError,
+    Reaction,
+    SenderRef,
+    StatusUpdate,
+)
+
+__all__ = ["MalformedBody", "decode_body", "parse_body", "parse_webhook"]
+
+OBJECT = "whatsapp_business_account"
+_MESSAGES_FIELD = "messages"
+_ECHOES_FIELD = "smb_message_echoes"
+
+_STATUSES = {
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.READ,
+    "played": MessageStatus.PLAYED,
+    "failed": MessageStatus.FAILED,
+}
+
+# Who reacted when the business itself reacts (an echo).
+BUSINESS_SENDER = "business"
+
+
+def parse_body(body: bytes | str) -> ParsedPayload:
+    """Parse a stored raw body (``replay`` uses this): not-JSON is a ParseError here."""
+    try:
+        data = decode_body(body)
+    except MalformedBody as exc:
+        raise ParseError(str(exc)) from exc
+    return parse_webhook(data)
+
+
+def parse_webhook(data: Any) -> ParsedPayload:
+    """Parse a decoded webhook body. Raises ParseError, never anything else."""
+    try:
+        return _parse(data)
+    except ValidationError as exc:
+        raise ParseError(f"a field has an unexpected shape: {exc.errors()[0]['msg']}") from exc
+
+
+@dataclass
+class _Result:
+    events: list[NormalizedEvent] = field(default_factory=list)
+    ignored: bool = False
+
+
+def _parse(data: Any) -> ParsedPayload:
+    check_storable(data)
+    root = obj(data, "body")
+    if root.get("object") != OBJECT:
+        raise ParseError(f"body: object is {str(root.get('object'))[:60]!r}, not {OBJECT!r}")
+    result = _Result()
+    for i, entry in enumerate(array(root.get("entry"), "entry")):
+        entry_obj = obj(entry, f"entry[{i}]")
+        for j, change in enumerate(opt_array(entry_obj.get("changes"), f"entry[{i}].changes")):
+            where = f"entry[{i}].changes[{j}]"
+            change_obj = obj(change, where)
+            kind = change_obj.get("field")
+            if kind in (_MESSAGES_FIELD, _ECHOES_FIELD):
+                value = obj(change_obj.get("value"), f"{where}.value")
+                _parse_value(value, f"{where}.value", echoes=kind == _ECHOES_FIELD, into=result)
+            else:
+                result.ignored = True
+    return ParsedPayload(events=tuple(result.events), ignored=result.ignored or not result.events)
+
+
+@dataclass(frozen=True)
+class _Person:
+    wa_id: str | None
+    user_id: str | None
+    name: str | None
+
+
+class _Directory:
+    """The ``contacts`` of a change value, found by wa_id or by user id (BSUID)."""
+
+    def __init__(self, value: Any, where: str) -> None:
+        self._by_wa: dict[str, _Person] = {}
+        self._by_user: dict[str, _Person] = {}
+        for i, item in enumerate(opt_array(value, where)):
+            card = obj(item, f"{where}[{i}]")
+            profile = opt_obj(card.get("profile"), f"{where}[{i}].profile")
+            person = _Person(
+                wa_id=opt_ident(card.get("wa_id"), f"{where}[{i}].wa_id"),
+                user_id=opt_ident(card.get("user_id"), f"{where}[{i}].user_id"),
+                name=opt_string(profile.get("name"), f"{where}[{i}].profile.name"),
+            )
+            if person.wa_id:
+                self._by_wa[person.wa_id] = person
+            if person.user_id:
+                self._by_user[person.user_id] = person
+
+    def contact(self, wa_id: str | None, user_id: str | None, where: str) -> ContactRef:
+        """Keyed on the user id when there is one, the wa_id otherwise; the wa_id kept as alias and phone."""
+        known = (self._by_user.get(user_id) if user_id else None) or (self._by_wa.get(wa_id) if wa_id else None)
+        if known is not None:
+            wa_id = wa_id or known.wa_id
+            user_id = user_id or known.user_id
+        key = user_id or wa_id
+        if key is None:
+            raise ParseError(f"{where}: no wa_id or user id for the contact")
+        return ContactRef(
+            external_id=key,
+            name=known.name if known else None,
+            phone=f"+{wa_id}" if wa_id and wa_id.isascii() and wa_id.isdigit() else None,
+            aliases=(wa_id,) if user_id and wa_id and wa_id != user_id else (),
+        )
+
+
+def _parse_value(value: JsonObj, where: str, *, echoes: bool, into: _Result) -> None:
+    messages = opt_array(value.get("message_echoes" if echoes else "messages"), f"{where}.messages")
+    statuses = [] if echoes else opt_array(value.get("statuses"), f"{where}.statuses")
+    if not messages and not statuses:
+        # e.g. a change that only reports errors: provider traffic, no conversation data.
+        into.ignored = True
+        return
+    metadata = obj(value.get("metadata"), f"{where}.metadata")
+    key = ident(metadata.get("phone_number_id"), f"{where}.metadata.phone_number_id")
+    directory = _Directory(value.get("contacts"), f"{where}.contacts")
+    value_errors = collect_errors(value.get("errors"), f"{where}.errors")
+    for k, msg in enumerate(messages):
+        _parse_message(obj(msg, f"{where}.messages[{k}]"), f"{where}.messages[{k}]", key=key,
+                       directory=directory, echo=echoes, value_errors=value_errors, into=into)
+    for k, status in enumerate(statuses):
+        _parse_status(obj(status, f"{where}.statuses[{k}]"), f"{where}.statuses[{k}]", key=key, into=into)
+
+
+def _parse_message(msg: JsonObj, where: str, *, key: str, directory: _Directory, echo: bool,
+                   value_errors: list[Any], into: _Result) -> None:
+    external_id = ident(msg.get("id"), f"{where}.id")
+    at = utc_from_epoch(msg.get("timestamp"), field=f"{where}.timestamp")
+    kind = msg.get("type")
+    if kind == "revoke":
+        revoke = obj(msg.get("revoke"), f"{where}.revoke")
+        target = ident(revoke.get("original_message_id"), f"{where}.revoke.original_message_id")
+        into.events.append(MessageDeletion(channel_key=key, external_id=target, deleted_at=at))
+        return
+    if kind == "edit":
+        into.events.append(_edit(msg, where, key=key, at=at))
+        return
+    if echo:
+        person = directory.contact(opt_ident(msg.get("to"), f"{where}.to"),
+                                   opt_ident(msg.get("to_user_id"), f"{where}.to_user_id"), where)
+    else:
+        person = directory.contact(opt_ident(msg.get("from"), f"{where}.from"),
+                                   opt_ident(msg.get("from_user_id"), f"{where}.from_user_id"), where)
+    if kind == "reaction":
+        sender = BUSINESS_SENDER if echo else person.external_id
+        into.events.append(_reaction(msg, where, key=key, at=at, sender=sender))
+        return
+    content = message_content(msg, where)
+    if content is None:
+        into.ignored = True
+        return
+    contact, sender = person, None
+    group_id = opt_ident(msg.get("group_id"), f"{where}.group_id")
+    if group_id is not None:
+        # A group message: the conversation is with the group, the person is its author.
+        contact, sender = ContactRef(external_id=group_id), SenderRef(external_id=person.external_id, name=person.name)
+    context = opt_obj(msg.get("context"), f"{where}.context")
+    extra = dict(content.extra)
+    for flag in ("forwarded", "frequently_forwarded"):
+        if context.get(flag) is True:
+            extra[flag] = True
+    errors = collect_errors(msg.get("errors"), f"{where}.errors") or value_errors
+    if errors:
+        extra["errors"] = errors
+    if isinstance(msg.get("referral"), dict):
+        extra["referral"] = msg["referral"]
+    into.events.append(InboundMessage(
+        channel_key=key,
+        external_id=external_id,
+        direction=MessageDirection.OUTBOUND if echo else MessageDirection.INBOUND,
+        contact=contact,
+        sender=sender,
+        type=content.type,
+        text=content.text,
+        media=content.media,
+        reply_to_external_id=opt_ident(context.get("id"), f"{where}.context.id"),
+        occurred_at=at,
+        extra=extra,
+        raw=msg if content.keep_raw else None,
+    ))
+
+
+def _reaction(msg: JsonObj, where: str, *, key: str, at: datetime, sender: str) -> Reaction:
+    reaction = obj(msg.get("reaction"), f"{where}.reaction")
+    target = ident(reaction.get("message_id"), f"{where}.reaction.message_id")
+    # A missing or empty emoji is WhatsApp's way of removing the reaction.
+    emoji = opt_string(reaction.get("emoji"), f"{where}.reaction.emoji") or ""
+    return Reaction(channel_key=key, external_id=target, emoji=emoji, sender=sender, occurred_at=at)
+
+
+def _edit(msg: JsonObj, where: str, *, key: str, at: datetime) -> MessageEdit:
+    edit = obj(msg.get("edit"), f"{where}.edit")
+    target = ident(edit.get("original_message_id"), f"{where}.edit.original_message_id")
+    inner = opt_obj(edit.get("message"), f"{where}.edit.message")
+    content = message_content(inner, f"{where}.edit.message") if inner else None
+    return MessageEdit(channel_key=key, external_id=target, text=content.text if content else None, edited_at=at)
+
+
+def _parse_status(status: JsonObj, where: str, *, key: str, into: _Result) -> None:
+    name = opt_string(status.get("status"), f"{where}.status")
+    kind = opt_string(status.get("type"), f"{where}.type")
+    normalised = _STATUSES.get(name.lower()) if name else None
+    if normalised is None or kind not in (None, "message"):
+        # Statuses of calls or payments, or ones WhatsApp adds later: not message delivery.
+        into.ignored = True
+        return
+    code = message = None
+    errors = collect_errors(status.get("errors"), f"{where}.errors")
+    if errors:
+        code, message = _error_fields(obj(errors[0], f"{where}.errors[0]"), f"{where}.errors[0]")
+    into.events.append(StatusUpdate(
+        channel_key=key,
+        external_id=ident(status.get("id"), f"{where}.id"),
+        status=normalised,
+        occurred_at=utc_from_epoch(status.get("timestamp"), field=f"{where}.timestamp"),
+        error_code=code,
+        error_message=message,
+    ))
+
+
+def _error_fields(error: JsonObj, where: str) -> tuple[str | None, str | None]:
+    """WhatsApp's error code as a string, and its title with the details that explain it."""
+    code = opt_ident(error.get("code"), f"{where}.code")
+    title = opt_string(error.get("title"), f"{where}.title") or opt_string(error.get("message"), f"{where}.message")
+    details = opt_string(opt_obj(error.get("error_data"), f"{where}.error_data").get("details"),
+                         f"{where}.error_data.details")
+    if title and details and details != title:
+        return code, f"{title}: {details}"
+    return code, title or details
