@@ -17,7 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from gateway import health, inbox_page
+from gateway import health, inbox_page, outbound_worker
 from gateway.broker import Broker, InProcessBroker
 from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
@@ -35,7 +35,7 @@ def _routes() -> list[BaseRoute]:
 
 
 def _installers() -> list[Installer]:
-    return []
+    return [outbound_worker.install]
 
 
 def _make_broker(settings: Settings) -> Broker:

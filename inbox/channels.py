@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from inbox.errors import Conflict
 from schema.enums import ChannelType
 
 _COLUMNS = "id, account_id, type, name, config, secrets, provider_key, state, created_at, updated_at"
@@ -79,3 +80,80 @@ async def list_active_channels(
 async def update_state(conn: asyncpg.Connection | asyncpg.Pool, channel_id: int, patch: dict[str, Any]) -> None:
     """Merge ``patch`` into the adapter state (e.g. a polling offset) without touching updated_at."""
     await conn.execute("UPDATE channels SET state = state || $2::jsonb WHERE id = $1", channel_id, patch)
+
+
+# --- CRUD for the REST API ---------------------------------------------------------------------
+# The provider identity (type, provider_key) is unique among live channels of all
+# accounts (partial unique index channels_provider_identity): a second claim is a Conflict.
+
+
+def _provider_conflict(type_: ChannelType, provider_key: str | None) -> Conflict:
+    return Conflict(f"this {type_} identity ({provider_key}) is already connected to another channel")
+
+
+async def create_channel(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    account_id: int,
+    *,
+    type_: ChannelType,
+    name: str,
+    config: dict[str, Any],
+    secrets: dict[str, Any],
+    provider_key: str | None,
+) -> ChannelRow:
+    try:
+        row = await conn.fetchrow(
+            f"""INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
+            account_id, str(type_), name, config, secrets, provider_key,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise _provider_conflict(type_, provider_key) from exc
+    assert row is not None
+    return ChannelRow.from_record(row)
+
+
+async def list_channels(
+    conn: asyncpg.Connection | asyncpg.Pool, account_id: int, *, after_id: int = 0, limit: int = 50
+) -> list[ChannelRow]:
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM channels
+            WHERE account_id = $1 AND deleted_at IS NULL AND id > $2 ORDER BY id LIMIT $3""",
+        account_id, after_id, limit,
+    )
+    return [ChannelRow.from_record(r) for r in rows]
+
+
+async def update_channel(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    account_id: int,
+    channel_id: int,
+    *,
+    name: str,
+    config: dict[str, Any],
+    secrets: dict[str, Any],
+    provider_key: str | None,
+) -> ChannelRow | None:
+    """Replace name, config, secrets and provider identity; None if there is no such live channel."""
+    current = await get_channel(conn, account_id, channel_id)
+    if current is None:
+        return None
+    try:
+        row = await conn.fetchrow(
+            f"""UPDATE channels SET name = $3, config = $4, secrets = $5, provider_key = $6, updated_at = now()
+                WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING {_COLUMNS}""",
+            channel_id, account_id, name, config, secrets, provider_key,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise _provider_conflict(current.type, provider_key) from exc
+    return ChannelRow.from_record(row) if row else None
+
+
+async def delete_channel(conn: asyncpg.Connection | asyncpg.Pool, account_id: int, channel_id: int) -> bool:
+    """Soft delete: history keeps pointing at the channel, its provider identity is freed."""
+    deleted = await conn.fetchval(
+        """UPDATE channels SET deleted_at = now(), updated_at = now()
+           WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING id""",
+        channel_id, account_id,
+    )
+    return deleted is not None
