@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="report what would be deleted or redacted")
     run.add_argument("--json", action="store_true", help="print the report as one JSON line")
 
-    verbs.add_parser("replay", help="re-process dead-lettered inbound events")
+    replay = verbs.add_parser("replay", help="re-process dead-lettered inbound events with the current parsers")
+    replay.add_argument("--account", type=int, metavar="ID", help="only this account's dead letters")
+    replay.add_argument("--id", dest="ids", type=int, action="append", metavar="ID",
+                        help="only this inbound event (repeatable)")
+    replay.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     verbs.add_parser("demo", help="serve with a demo account and simulated traffic (not available yet)")
     return parser
 
@@ -177,7 +181,35 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    raise CliError("replay is not available in this build yet")
+    from gateway.replay import replay
+    from inbox.db import create_pool
+
+    async def run(dsn: str) -> list[Any]:
+        conn = await connect_or_explain(dsn)
+        await conn.close()
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            return await replay(pool, account_id=args.account, ids=args.ids or None)
+        finally:
+            await pool.close()
+
+    results = _with_database(settings, run)
+    by_status: dict[str, int] = {}
+    for result in results:
+        key = str(result.status) if result.status is not None else "duplicate"
+        by_status[key] = by_status.get(key, 0) + 1
+    if args.json:
+        _print(json.dumps({"replayed": len(results), "by_status": by_status}))
+        return 0
+    if not results:
+        _print("no dead letters to replay")
+        return 0
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+    _print(f"replayed {len(results)} dead letters: {summary}")
+    still = by_status.get("failed", 0)
+    if still:
+        _print(f"{still} still failed; see GET /api/v1/inbound?status=failed")
+    return 0
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
