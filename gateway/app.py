@@ -17,12 +17,16 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from gateway import health, inbox_page, outbound_worker
+from gateway import health, inbox_page, outbound_worker, ws, ws_hub
+from gateway.api import media as media_api
 from gateway.broker import Broker, InProcessBroker
 from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler
+from gateway.media_worker import install as install_media_worker
+from gateway.redis_broker import RedisBroker
+from gateway.webhooks import whatsapp as whatsapp_webhooks
 from inbox.db import create_pool
 
 # Each channel module registers its sender / runner / routes here.
@@ -30,15 +34,18 @@ Installer = Callable[[AppContext], None]
 
 
 def _routes() -> list[BaseRoute]:
-    routes: list[BaseRoute] = [*health.routes, *inbox_page.routes]
+    routes: list[BaseRoute] = [*health.routes, *inbox_page.routes, *ws.routes]
+    routes += [*whatsapp_webhooks.routes, *media_api.routes]
     return routes
 
 
 def _installers() -> list[Installer]:
-    return [outbound_worker.install]
+    return [whatsapp_webhooks.install, install_media_worker, outbound_worker.install, ws_hub.install]
 
 
 def _make_broker(settings: Settings) -> Broker:
+    if settings.redis_url:
+        return RedisBroker(settings.redis_url, prefix=settings.gateway_redis_prefix)
     return InProcessBroker()
 
 

@@ -1,0 +1,202 @@
+"""``GET /ws``: live events over a WebSocket (DESIGN §7).
+
+A connection is three tasks: the reader (client frames, in order — a
+subscribe with ``after`` replays before the next frame is read), the writer
+(drains the bounded queue onto the socket), and this endpoint waiting for the
+first of them to end or for the hub to drop the subscriber (slow consumer).
+
+Close codes: 4401 bad or missing API key; 4008 send queue overflowed (resume
+with ``after``); 1013 the database is unreachable (retry later); 1011 an
+unexpected server error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from gateway.context import AppContext
+from gateway.ws_hub import DB_ERRORS, WS_CONNECTIONS, Subscriber, WsHub
+from inbox.accounts import authenticate
+from schema.ws import (
+    MAX_TOPICS,
+    ErrorFrame,
+    FrameError,
+    PingFrame,
+    PongFrame,
+    SubscribedFrame,
+    SubscribeFrame,
+    Topic,
+    UnsubscribeFrame,
+    dump,
+    parse_client_frame,
+    parse_topics,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_INTERNAL_ERROR = 1011
+# How long a close may wait for a client that stopped reading to take the
+# close frame. ASGI has no way to abort a socket: after this the app lets go
+# and the server closes the transport, whose buffer is bounded by its
+# high-water mark.
+CLOSE_GRACE = 10.0
+
+
+def _token(websocket: WebSocket) -> str | None:
+    if token := websocket.query_params.get("token"):
+        return token
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def ws_endpoint(websocket: WebSocket) -> None:
+    ctx: AppContext = websocket.app.state.ctx
+    hub: WsHub = ctx.extras["ws_hub"]
+    await websocket.accept()
+    token = _token(websocket)
+    try:
+        principal = await authenticate(ctx.pool, token) if token else None
+    except DB_ERRORS:
+        await _close(websocket, CLOSE_TRY_AGAIN_LATER, "database unavailable")
+        return
+    if principal is None:
+        await _close(websocket, CLOSE_UNAUTHORIZED, "invalid or missing API key")
+        return
+    session = WsSession(hub, websocket, principal.account_id, ctx.settings.gateway_ws_queue_size)
+    await session.run()
+
+
+async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
+    if websocket.application_state == WebSocketState.DISCONNECTED:
+        return
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
+        await asyncio.wait_for(websocket.close(code, reason), CLOSE_GRACE)
+
+
+class WsSession:
+    def __init__(self, hub: WsHub, websocket: WebSocket, account_id: int, queue_size: int) -> None:
+        self.hub = hub
+        self.websocket = websocket
+        self.account_id = account_id
+        self.sub = Subscriber(account_id, queue_size)
+
+    async def run(self) -> None:
+        WS_CONNECTIONS.inc()
+        reader = asyncio.create_task(self._read_loop(), name="ws-reader")
+        writer = asyncio.create_task(self._write_loop(), name="ws-writer")
+        code: int | None = None
+        reason = ""
+        try:
+            waiters: set[asyncio.Future[Any]] = {reader, writer, self.sub.dropped}
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self.sub.dropped in done:
+                code, reason = self.sub.dropped.result(), "send queue overflowed: resume with after"
+            elif reader in done and (exc := reader.exception()) is not None:
+                if isinstance(exc, DB_ERRORS):
+                    code, reason = CLOSE_TRY_AGAIN_LATER, "database unavailable"
+                else:
+                    log.error("ws session of account %s failed", self.account_id, exc_info=exc)
+                    code, reason = CLOSE_INTERNAL_ERROR, "internal error"
+        finally:
+            self.hub.detach(self.sub)
+            WS_CONNECTIONS.dec()
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+        if code is not None:
+            await _close(self.websocket, code, reason)
+
+    async def _write_loop(self) -> None:
+        queue = self.sub.queue
+        send = self.websocket.send_text
+        try:
+            while True:
+                frame = await queue.get()
+                await send(frame)
+        except (WebSocketDisconnect, RuntimeError):
+            # The client went away (starlette raises RuntimeError on a send after close).
+            return
+
+    async def _read_loop(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await self._reply(ErrorFrame(code="malformed_frame", message="send JSON text frames"))
+                continue
+            try:
+                frame = parse_client_frame(text)
+                if isinstance(frame, PingFrame):
+                    await self._reply(PongFrame())
+                elif isinstance(frame, SubscribeFrame):
+                    await self._subscribe(frame)
+                elif isinstance(frame, UnsubscribeFrame):
+                    await self._unsubscribe(frame)
+            except FrameError as exc:
+                await self._reply(exc.frame())
+
+    async def _reply(self, frame: ErrorFrame | PongFrame | SubscribedFrame) -> None:
+        await self.sub.put(dump(frame))
+
+    async def _subscribed(self, latest: int) -> None:
+        await self._reply(SubscribedFrame(topics=[str(t) for t in self.sub.topics], seq=latest))
+
+    async def _subscribe(self, frame: SubscribeFrame) -> None:
+        topics = parse_topics(frame.topics)
+        await self._check_owned(topics)
+        merged = self.sub.topics + [t for t in topics if t not in self.sub.topics]
+        if len(merged) > MAX_TOPICS:
+            raise FrameError("too_many_topics", f"a connection holds at most {MAX_TOPICS} topics")
+        if self.sub.streaming:
+            if frame.after is not None:
+                raise FrameError(
+                    "already_streaming",
+                    "after applies to the whole connection: unsubscribe every topic (or reconnect) to replay",
+                )
+            self.sub.set_topics(merged)
+            await self._subscribed(await self.hub.latest(self.account_id))
+            return
+        latest = await self.hub.latest(self.account_id)
+        self.sub.set_topics(merged)
+        # A client cannot have seen seqs beyond the log's latest: clamp rather
+        # than skip whatever is written up to its bogus position.
+        self.sub.cursor = latest if frame.after is None else min(frame.after, latest)
+        await self._subscribed(latest)
+        await self.hub.go_live(self.sub)
+
+    async def _unsubscribe(self, frame: UnsubscribeFrame) -> None:
+        gone = parse_topics(frame.topics)
+        self.sub.set_topics([t for t in self.sub.topics if t not in gone])
+        if not self.sub.streaming:
+            self.hub.detach(self.sub)
+        await self._subscribed(await self.hub.latest(self.account_id))
+
+    async def _check_owned(self, topics: list[Topic]) -> None:
+        """A conversation of another account is answered exactly like one that does not exist."""
+        wanted = [t.conversation_id for t in topics if t.conversation_id is not None]
+        if not wanted:
+            return
+        rows = await self.hub.pool.fetch(
+            "SELECT id FROM conversations WHERE account_id = $1 AND id = ANY($2::bigint[])",
+            self.account_id,
+            wanted,
+        )
+        found = {r["id"] for r in rows}
+        for conversation_id in wanted:
+            if conversation_id not in found:
+                raise FrameError("not_found", f"conversation {conversation_id} not found")
+
+
+routes = [WebSocketRoute("/ws", ws_endpoint)]
