@@ -303,7 +303,7 @@ class WsHub:
 
 def install(ctx: AppContext) -> None:
     """Create the hub, listen to the broker, and run the periodic check (wired in ``gateway.app``)."""
-    hub = WsHub(ctx.pool, ctx.tasks)
+    hub = WsHub(ctx.pool, ctx.tasks, check_interval=ctx.settings.gateway_ws_check_interval)
     ctx.extras["ws_hub"] = hub
     ctx.broker.add_listener(hub.on_event)
     add_reconnect = getattr(ctx.broker, "add_reconnect_listener", None)
