@@ -1,0 +1,1 @@
+"""Asterisk Manager Interface: call tracking and the AMI connection."""

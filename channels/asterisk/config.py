@@ -1,0 +1,119 @@
+"""An ``asterisk`` channel's settings, and the small text rules the tracker relies on."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_AGENT_PATTERN = r"PJSIP/1\d{3}"
+
+
+class AsteriskConfig(BaseModel):
+    """``channels.config`` of an asterisk channel (DESIGN §6); the AMI secret lives in ``secrets``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = Field(min_length=1)
+    inbound_contexts: tuple[str, ...] = ("from-external", "from-pstn", "from-trunk", "from-carrier")
+    agent_pattern: str = DEFAULT_AGENT_PATTERN
+    # Where a click-to-call continues once the agent picked up: Exten = the number.
+    originate_context: str = "from-internal"
+    # The agent's device for click-to-call; ``{agent}`` is the extension.
+    originate_channel: str = "PJSIP/{agent}"
+    # Seconds the agent's phone rings for a click-to-call.
+    originate_timeout: int = Field(default=30, ge=1, le=300)
+
+    @field_validator("agent_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"agent_pattern is not a valid regular expression: {exc}") from exc
+        return value
+
+    @field_validator("inbound_contexts", mode="before")
+    @classmethod
+    def _list_of_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        return value
+
+    @property
+    def provider_key(self) -> str:
+        return f"{self.host}:{self.port}:{self.username}"
+
+    def agents(self) -> AgentMatcher:
+        return AgentMatcher(self.agent_pattern)
+
+
+class AgentMatcher:
+    """Tells agent channels (``PJSIP/1001-0000004f``) from others and names the agent (``"1001"``)."""
+
+    def __init__(self, pattern: str) -> None:
+        self._re = re.compile(pattern)
+
+    def agent_of(self, channel_name: str | None) -> str | None:
+        if not channel_name:
+            return None
+        m = self._re.match(channel_name)
+        # The pattern must cover the whole device part: "PJSIP/1001" matches
+        # "PJSIP/1001-0000004f" but not "PJSIP/10012-...".
+        if m is None or (m.end() < len(channel_name) and channel_name[m.end()] not in "-;"):
+            return None
+        if m.groups() and m.group(1):
+            return m.group(1)
+        return m.group(0).split("/", 1)[-1]
+
+    def is_agent_extension(self, tech: str, exten: str) -> bool:
+        return bool(exten) and self.agent_of(f"{tech}/{exten}") is not None
+
+
+_UNKNOWN_IDS = {"", "<unknown>", "unknown", "anonymous", "restricted", "private", "unavailable"}
+
+
+def clean_caller_id(value: str | None) -> str | None:
+    """``<unknown>`` and friends mean "no caller id"."""
+    if value is None or value.strip().lower() in _UNKNOWN_IDS:
+        return None
+    return value.strip()
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0"}
+
+
+def unescape(value: str | None) -> str | None:
+    """Undo AMI's C-style escaping of caller names (``O\\'Neil`` → ``O'Neil``)."""
+    if value is None or "\\" not in value:
+        return value
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            nxt = value[i + 1]
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def normalize_number(value: str | None) -> str | None:
+    """E.164 when the number says its country (``+…`` or ``00…``); otherwise the digits as dialled."""
+    value = clean_caller_id(value)
+    if value is None:
+        return None
+    compact = re.sub(r"[\s().\-/]", "", value)
+    if re.fullmatch(r"\+\d{6,15}", compact):
+        return compact
+    if re.fullmatch(r"00\d{6,15}", compact):
+        return "+" + compact[2:]
+    if re.fullmatch(r"\+?\d+", compact):
+        return compact
+    return value
