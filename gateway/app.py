@@ -26,6 +26,7 @@ from gateway.context import AppContext
 from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
+from gateway.retention_worker import install as install_retention_worker
 from gateway.webhooks import whatsapp as whatsapp_webhooks
 from inbox.db import create_pool
 
@@ -40,7 +41,8 @@ def _routes() -> list[BaseRoute]:
 
 
 def _installers() -> list[Installer]:
-    return [whatsapp_webhooks.install, install_media_worker, outbound_worker.install, ws_hub.install]
+    return [whatsapp_webhooks.install, install_media_worker, outbound_worker.install, ws_hub.install,
+            install_retention_worker]
 
 
 def _make_broker(settings: Settings) -> Broker:
