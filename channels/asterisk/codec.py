@@ -23,6 +23,8 @@ def normalize(message: Mapping[str, Any]) -> AmiMessage:
     """Lower-case keys, string values; a repeated header keeps its last value."""
     out: AmiMessage = {}
     for key, value in message.items():
+        if key == "content" and not value:
+            continue  # panoramisk's slot for a response body, empty for events
         if isinstance(value, list):
             value = value[-1] if value else ""
         out[str(key).lower()] = "" if value is None else str(value)
