@@ -17,7 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from gateway import health, inbox_page, outbound_worker, ws, ws_hub
+from gateway import health, inbox_page, outbound_worker, telegram_runtime, ws, ws_hub
 from gateway.api import media as media_api
 from gateway.broker import Broker, InProcessBroker
 from gateway.channel_supervisor import start_supervisor
@@ -27,6 +27,7 @@ from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavail
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
+from gateway.webhooks import telegram as telegram_webhooks
 from gateway.webhooks import whatsapp as whatsapp_webhooks
 from inbox.db import create_pool
 
@@ -37,12 +38,13 @@ Installer = Callable[[AppContext], None]
 def _routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [*health.routes, *inbox_page.routes, *ws.routes]
     routes += [*whatsapp_webhooks.routes, *media_api.routes]
+    routes += telegram_webhooks.routes
     return routes
 
 
 def _installers() -> list[Installer]:
-    return [whatsapp_webhooks.install, install_media_worker, outbound_worker.install, ws_hub.install,
-            install_retention_worker]
+    return [whatsapp_webhooks.install, telegram_runtime.install, install_media_worker, outbound_worker.install,
+            ws_hub.install, install_retention_worker]
 
 
 def _make_broker(settings: Settings) -> Broker:

@@ -1,0 +1,64 @@
+"""Telegram media download (``schema.media.MediaFetcher``): ``getFile``, then the file URL.
+
+The Bot API serves files up to 20 MB only; anything larger is
+:class:`MediaTooLarge` (recorded, never retried). Every other failure is a
+transient :class:`MediaFetchError` for the media worker to retry.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import posixpath
+from typing import Any
+
+from telegram.error import BadRequest, InvalidToken, TelegramError
+
+from channels.telegram.client import FILE_SIZE_LIMIT, BotPool
+from schema.media import MediaDownload, MediaFetchError, MediaTooLarge
+
+
+def _too_large(size: int) -> MediaTooLarge:
+    return MediaTooLarge(f"{size} bytes is over the Bot API's {FILE_SIZE_LIMIT // (1024 * 1024)} MB download limit")
+
+
+class TelegramFetcher:
+    def __init__(self, bots: BotPool) -> None:
+        self.bots = bots
+
+    async def fetch(
+        self,
+        *,
+        provider_id: str | None,
+        source_url: str | None,
+        channel_config: dict[str, Any],
+        channel_secrets: dict[str, Any],
+    ) -> MediaDownload:
+        token = channel_secrets.get("bot_token")
+        if not isinstance(token, str) or not token:
+            raise MediaFetchError("the channel has no bot_token")
+        if not provider_id:
+            raise MediaFetchError("no Telegram file_id to fetch")
+        try:
+            bot = await self.bots.get(token)
+            file = await bot.get_file(provider_id)
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise MediaTooLarge(f"Telegram refused the download: {exc.message}") from exc
+            raise MediaFetchError(f"getFile failed: {exc.message}") from exc
+        except InvalidToken as exc:
+            raise MediaFetchError("the bot token was rejected by Telegram") from exc
+        except TelegramError as exc:
+            raise MediaFetchError(f"getFile failed: {exc.message}") from exc
+        if file.file_size is not None and file.file_size > FILE_SIZE_LIMIT:
+            raise _too_large(file.file_size)
+        if not file.file_path:
+            raise MediaFetchError("getFile returned no file_path")
+        try:
+            content = bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            raise MediaFetchError(f"download failed: {exc.message}") from exc
+        if len(content) > FILE_SIZE_LIMIT:
+            raise _too_large(len(content))
+        name = posixpath.basename(file.file_path) or None
+        mime_type = mimetypes.guess_type(name)[0] if name else None
+        return MediaDownload(content=content, mime_type=mime_type, name=name)

@@ -1,0 +1,74 @@
+"""``POST /webhooks/telegram/{channel_id}``: Updates pushed by the Bot API.
+
+Handled in this order, and acknowledged only after step 5 commits (Telegram
+redelivers on any non-2xx answer):
+
+1. read the body (413 over the size limit) and find the channel (404);
+2. compare ``X-Telegram-Bot-Api-Secret-Token`` with the channel's
+   ``webhook_secret`` in constant time (401, nothing stored);
+3. decode the JSON (400 when it is not UTF-8 JSON at all);
+4. parse it; what authenticates but cannot be normalised becomes a dead letter;
+5. ingest, deduplicated by ``update_id``, then publish.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from channels.telegram.parse import parse_update, update_id_of
+from channels.telegram.verify import SECRET_HEADER, secret_matches
+from gateway import pipeline
+from gateway.http import ApiError, ctx_of, read_body
+from inbox.channels import ChannelRow, get_channel_any_account
+from schema.enums import ChannelType
+from schema.events import ParsedPayload, ParseError
+
+_MAX_ID = 2**63 - 1
+
+
+async def _channel(request: Request) -> ChannelRow:
+    raw = str(request.path_params["channel_id"])
+    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID:
+        channel = await get_channel_any_account(ctx_of(request).pool, int(raw))
+        if channel is not None and channel.type == ChannelType.TELEGRAM:
+            return channel
+    raise ApiError(404, "not_found", "no such Telegram channel")
+
+
+def _decode(body: bytes) -> tuple[str, object]:
+    try:
+        text = body.decode("utf-8")
+        return text, json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ApiError(400, "malformed_json", f"body is not UTF-8 JSON: {exc}") from exc
+
+
+async def receive(request: Request) -> Response:
+    ctx = ctx_of(request)
+    body = await read_body(request, ctx.settings.gateway_max_body_bytes)
+    channel = await _channel(request)
+    if not secret_matches(channel.secrets.get("webhook_secret"), request.headers.get(SECRET_HEADER)):
+        raise ApiError(401, "invalid_secret", f"missing or wrong {SECRET_HEADER}")
+    text, data = _decode(body)
+    parsed: ParsedPayload | ParseError
+    try:
+        parsed = parse_update(data)
+    except ParseError as exc:
+        parsed = exc
+    update_id = update_id_of(data)
+    result = await pipeline.ingest(
+        ctx,
+        channel=channel,
+        payload=text,
+        dedup_key=str(update_id) if update_id is not None else None,
+        parsed=parsed,
+    )
+    outcome = "duplicate" if result.duplicate else str(result.status)
+    return JSONResponse({"status": outcome, "inbound_event_id": result.inbound_event_id})
+
+
+routes = [Route("/webhooks/telegram/{channel_id}", receive, methods=["POST"])]
