@@ -195,18 +195,20 @@ def _parse_message(msg: JsonObj, where: str, *, key: str, directory: _Directory,
         person = directory.contact(opt_ident(msg.get("from"), f"{where}.from"),
                                    opt_ident(msg.get("from_user_id"), f"{where}.from_user_id"), where)
     if kind == "reaction":
-        sender = BUSINESS_SENDER if echo else person.external_id
-        into.events.append(_reaction(msg, where, key=key, at=at, sender=sender))
+        reactor = BUSINESS_SENDER if echo else person.external_id
+        into.events.append(_reaction(msg, where, key=key, at=at, sender=reactor))
         return
     content = message_content(msg, where)
     if content is None:
         into.ignored = True
         return
-    contact, sender = person, None
+    contact: ContactRef = person
+    sender: SenderRef | None = None
     group_id = opt_ident(msg.get("group_id"), f"{where}.group_id")
     if group_id is not None:
         # A group message: the conversation is with the group, the person is its author.
-        contact, sender = ContactRef(external_id=group_id), SenderRef(external_id=person.external_id, name=person.name)
+        contact = ContactRef(external_id=group_id)
+        sender = SenderRef(external_id=person.external_id, name=person.name)
     context = opt_obj(msg.get("context"), f"{where}.context")
     extra = dict(content.extra)
     for flag in ("forwarded", "frequently_forwarded"):

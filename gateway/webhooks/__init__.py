@@ -1,0 +1,1 @@
+"""Provider webhooks: requests authenticated by the provider's own mechanism, not an API key."""

@@ -1,0 +1,100 @@
+"""``/webhooks/whatsapp/{channel_id}``: the subscription handshake and signed event delivery.
+
+A POST is handled in this order, and acknowledged only after step 5 commits:
+
+1. read the body (413 over the size limit) and find the channel (404);
+2. verify ``X-Hub-Signature-256`` over the raw bytes with the channel's app
+   secret (401, nothing stored);
+3. decode the JSON (400 when it is not JSON at all);
+4. parse it; what authenticates but cannot be normalised becomes a dead letter;
+5. ingest: store the raw body (deduplicated by its sha256) and apply the events
+   in one transaction, then publish.
+
+WhatsApp posts every number of an app to one callback URL: the URL's channel
+authenticates the body, and each change is routed by its phone_number_id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from channels.whatsapp.client import GraphApiClient
+from channels.whatsapp.fetcher import WhatsAppFetcher
+from channels.whatsapp.parse import MalformedBody, decode_body, parse_webhook
+from channels.whatsapp.sender import WhatsAppSender
+from channels.whatsapp.verify import SIGNATURE_HEADER, signature_matches, subscription_challenge
+from gateway import pipeline
+from gateway.context import AppContext
+from gateway.http import ApiError, ctx_of, read_body
+from inbox.channels import ChannelRow, get_channel_any_account
+from schema.enums import ChannelType
+from schema.events import ParsedPayload, ParseError
+
+_MAX_ID = 2**63 - 1
+
+
+async def _channel(request: Request) -> ChannelRow:
+    raw = str(request.path_params["channel_id"])
+    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID:
+        channel = await get_channel_any_account(ctx_of(request).pool, int(raw))
+        if channel is not None and channel.type == ChannelType.WHATSAPP:
+            return channel
+    raise ApiError(404, "not_found", "no such WhatsApp channel")
+
+
+async def subscribe(request: Request) -> Response:
+    channel = await _channel(request)
+    challenge = subscription_challenge(request.query_params, channel.secrets.get("verify_token"))
+    if challenge is None:
+        raise ApiError(403, "forbidden", "hub.mode or hub.verify_token does not match this channel")
+    return PlainTextResponse(challenge)
+
+
+async def receive(request: Request) -> Response:
+    ctx = ctx_of(request)
+    body = await read_body(request, ctx.settings.gateway_max_body_bytes)
+    channel = await _channel(request)
+    if not signature_matches(body, request.headers.get(SIGNATURE_HEADER), channel.secrets.get("app_secret")):
+        raise ApiError(401, "invalid_signature", f"missing or wrong {SIGNATURE_HEADER}")
+    try:
+        data = decode_body(body)
+    except MalformedBody as exc:
+        raise ApiError(400, "malformed_json", str(exc)) from exc
+    parsed: ParsedPayload | ParseError
+    try:
+        parsed = parse_webhook(data)
+    except ParseError as exc:
+        parsed = exc
+    result = await pipeline.ingest(
+        ctx,
+        channel=channel,
+        payload=body.decode("utf-8"),  # decode_body proved it is UTF-8
+        dedup_key=hashlib.sha256(body).hexdigest(),
+        parsed=parsed,
+    )
+    outcome = "duplicate" if result.duplicate else str(result.status)
+    return JSONResponse({"status": outcome, "inbound_event_id": result.inbound_event_id})
+
+
+routes = [
+    Route("/webhooks/whatsapp/{channel_id}", subscribe, methods=["GET"]),
+    Route("/webhooks/whatsapp/{channel_id}", receive, methods=["POST"]),
+]
+
+
+def install(ctx: AppContext) -> None:
+    """Register the WhatsApp sender and media fetcher; both share one Graph API client."""
+    client = GraphApiClient(ctx.settings.whatsapp_api_base)
+    ctx.extras["whatsapp_client"] = client
+    # setdefault: a test may have plugged its own in through the context overrides.
+    ctx.senders.setdefault(ChannelType.WHATSAPP, WhatsAppSender(client))
+    ctx.fetchers.setdefault(ChannelType.WHATSAPP, WhatsAppFetcher(client))
+
+    async def stop(ctx: AppContext) -> None:
+        await client.close()
+
+    ctx.extras.setdefault("stoppers", []).append(stop)
