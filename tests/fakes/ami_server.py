@@ -44,7 +44,8 @@ def parse_raw(text: str) -> list[Fields]:
 
 
 def trace_events(name: str) -> list[Fields]:
-    return [m for m in parse_raw((FIXTURES / name).read_text()) if m[0][0] == "Event"]
+    """The events of a trace, without the ``FullyBooted`` the server sends itself after a login."""
+    return [m for m in parse_raw((FIXTURES / name).read_text()) if m[0][0] == "Event" and m[0][1] != "FullyBooted"]
 
 
 def get(fields: Fields, key: str, default: str = "") -> str:
@@ -266,6 +267,7 @@ class FakeAmiServer:
         self._born: dict[str, float] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> FakeAmiServer:
         await self.start()
@@ -279,9 +281,12 @@ class FakeAmiServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
-        self.drop()
         if self._server is not None:
             self._server.close()
+        self.drop()
+        # Let every session see its socket close (Python 3.11 logs handler tasks cancelled at loop end).
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
@@ -290,7 +295,13 @@ class FakeAmiServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = _Session(self, reader, writer)
         self.sessions.add(session)
-        await session.run()
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await session.run()
+        finally:
+            self._handlers.discard(task)
 
     # --- controls ------------------------------------------------------------------------------
 
