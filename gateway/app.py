@@ -15,10 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from gateway import api as rest_api
 from gateway import health, inbox_page, outbound_worker, telegram_runtime, ws, ws_hub
 from gateway.api import media as media_api
+from gateway.api._common import http_exception_handler
 from gateway.broker import Broker, InProcessBroker
 from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
@@ -37,6 +40,7 @@ Installer = Callable[[AppContext], None]
 
 def _routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [*health.routes, *inbox_page.routes, *ws.routes]
+    routes += rest_api.routes
     routes += [*whatsapp_webhooks.routes, *media_api.routes]
     routes += telegram_webhooks.routes
     return routes
@@ -79,7 +83,7 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
                 await stop(ctx)
             await pool.close()
 
-    exception_handlers: dict[Any, Any] = {ApiError: api_error_handler}
+    exception_handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: http_exception_handler}
     for exc_type in DB_UNAVAILABLE:
         exception_handlers[exc_type] = db_unavailable_handler
     return Starlette(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers)

@@ -9,24 +9,50 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import asyncpg
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from gateway.context import AppContext
 from gateway.http import ApiError, read_json, require_principal
 from inbox.accounts import Principal
+from inbox.eventlog import EventRecord
 from schema.enums import ApiKeyRole
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 _MAX_ID = 2**63 - 1
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    # A pool hands out proxies that behave as connections but are typed apart.
+    async with pool.acquire() as conn:
+        yield cast(asyncpg.Connection, conn)
+
+
+async def publish(ctx: AppContext, records: Sequence[EventRecord]) -> None:
+    """Fan committed events out. A broker failure does not undo the commit:
+    the events are in the log and clients catch up with ``?after=``."""
+    if not records:
+        return
+    try:
+        await ctx.broker.publish(records)
+    except Exception:
+        log.exception("publishing %d committed event(s) failed", len(records))
 
 
 async def principal(request: Request) -> Principal:
@@ -174,3 +200,15 @@ def describe_validation_error(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own 404 (no route) and 405 (wrong method) in the API's error shape."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": {"code": code, "message": exc.detail}}, status_code=exc.status_code, headers=exc.headers
+    )

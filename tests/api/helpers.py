@@ -20,6 +20,7 @@ from schema.events import ContactRef, InboundMessage
 from schema.outbound import OutboundRequest, SendResult
 
 T0 = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
+WA_SECRETS = {"access_token": "sekrit-token", "app_secret": "app-sekrit", "verify_token": "verify-sekrit"}
 
 
 async def make_channel(pool: asyncpg.Pool, account_id: int, type_: str = "whatsapp",
@@ -27,7 +28,7 @@ async def make_channel(pool: asyncpg.Pool, account_id: int, type_: str = "whatsa
     channel_id = await pool.fetchval(
         """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-        account_id, type_, f"{type_} test", config, {"access_token": "sekrit-token"}, provider_key,
+        account_id, type_, f"{type_} test", config, WA_SECRETS, provider_key,
     )
     row = await get_channel_any_account(pool, channel_id)
     assert row is not None

@@ -74,7 +74,7 @@ async def test_a_sender_failing_twice_then_succeeding_leaves_the_message_sent_af
     ]
     assert [c.attempt for c in sender.calls] == [1, 2, 3]
     assert sender.calls[0].to == "4915112345678" and sender.calls[0].text == "hello"
-    assert sender.calls[0].channel_secrets == {"access_token": "sekrit-token"}
+    assert sender.calls[0].channel_secrets["access_token"] == "sekrit-token"
     names = [r["name"] for r in await pool.fetch("SELECT name FROM events WHERE account_id = $1 ORDER BY seq",
                                                  account_id)]
     assert names[-3:] == ["message.created", "conversation.updated", "message.updated"]

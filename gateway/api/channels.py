@@ -1,0 +1,176 @@
+"""``/api/v1/channels``: provider connections. Secrets go in, never come out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.api._common import (
+    admin,
+    body_model,
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    limit_param,
+    not_found,
+    page,
+    path_id,
+    principal,
+)
+from gateway.context import AppContext, ChannelSetup
+from gateway.http import ApiError, ctx_of
+from inbox import channels
+from inbox.channels import ChannelRow
+from inbox.errors import Conflict
+from schema.api import ChannelCreate, ChannelUpdate, merge_channel_settings
+from schema.enums import ChannelType
+
+log = logging.getLogger(__name__)
+
+
+def channel_json(row: ChannelRow, base_url: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": str(row.type),
+        "name": row.name,
+        "config": row.config,
+        "webhook_url": webhook_url(row, base_url),
+        # Which secrets are stored (names only), so a client knows what a PATCH must supply.
+        "secrets_set": sorted(row.secrets),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def _iso(value: Any) -> str:
+    return str(value.isoformat().replace("+00:00", "Z"))
+
+
+def webhook_url(row: ChannelRow, base_url: str) -> str | None:
+    """Where the provider must post: null for channels that connect out (AMI, Telegram polling)."""
+    base = base_url.rstrip("/")
+    if row.type == ChannelType.WHATSAPP:
+        return f"{base}/webhooks/whatsapp/{row.id}"
+    if row.type == ChannelType.TELEGRAM and row.config.get("mode", "webhook") == "webhook":
+        public = row.config.get("public_url")
+        return f"{(public or base).rstrip('/')}/webhooks/telegram/{row.id}"
+    return None
+
+
+def default_provider_key(type_: ChannelType, config: dict[str, Any], secrets: dict[str, Any]) -> str | None:
+    """The provider identity when no setup hook says otherwise."""
+    if type_ == ChannelType.WHATSAPP:
+        return str(config["phone_number_id"])
+    if type_ == ChannelType.ASTERISK:
+        return f"{config['host']}:{config['port']}:{config['username']}"
+    # A Telegram bot's id is the number before the colon of its token (what getMe returns as id).
+    token = str(secrets.get("bot_token", ""))
+    bot_id, sep, _ = token.partition(":")
+    return bot_id if sep and bot_id.isdigit() else None
+
+
+async def _setup(
+    ctx: AppContext, type_: ChannelType, config: dict[str, Any], secrets: dict[str, Any], channel_id: int | None
+) -> ChannelSetup:
+    hook = ctx.setup_hooks.get(type_)
+    if hook is None:
+        return ChannelSetup(default_provider_key(type_, config, secrets), config)
+    # The hook checks credentials with the provider and raises ApiError (422) when they are wrong.
+    return await hook(ctx, config, secrets, channel_id)
+
+
+def _wake_supervisor(ctx: AppContext) -> None:
+    wake = ctx.extras.get("wake_supervisor")
+    if callable(wake):
+        wake()
+
+
+def _conflict(exc: Conflict) -> ApiError:
+    return ApiError(409, "provider_identity_taken", str(exc))
+
+
+async def list_channels(request: Request) -> Response:
+    who = await principal(request)
+    limit = limit_param(request)
+    cursor = decode_cursor(request, "channels", [int])
+    rows = await channels.list_channels(
+        ctx_of(request).pool, who.account_id, after_id=cursor[0] if cursor else 0, limit=limit + 1
+    )
+    next_cursor = encode_cursor("channels", [rows[limit - 1].id]) if len(rows) > limit else None
+    base = str(request.base_url)
+    return page([channel_json(r, base) for r in rows[:limit]], next_cursor)
+
+
+async def create_channel(request: Request) -> Response:
+    who = await admin(request)
+    body = await body_model(request, ChannelCreate)
+    ctx = ctx_of(request)
+    setup = await _setup(ctx, body.type, body.config, body.secrets, None)
+    try:
+        row = await channels.create_channel(
+            ctx.pool, who.account_id, type_=body.type, name=body.name, config=setup.config,
+            secrets=body.secrets, provider_key=setup.provider_key,
+        )
+    except Conflict as exc:
+        raise _conflict(exc) from exc
+    _wake_supervisor(ctx)
+    return json_response(channel_json(row, str(request.base_url)), 201)
+
+
+async def get_channel(request: Request) -> Response:
+    who = await principal(request)
+    row = await channels.get_channel(ctx_of(request).pool, who.account_id, path_id(request, "channel"))
+    if row is None:
+        raise not_found("channel")
+    return json_response(channel_json(row, str(request.base_url)))
+
+
+async def update_channel(request: Request) -> Response:
+    who = await admin(request)
+    channel_id = path_id(request, "channel")
+    body = await body_model(request, ChannelUpdate)
+    ctx = ctx_of(request)
+    current = await channels.get_channel(ctx.pool, who.account_id, channel_id)
+    if current is None:
+        raise not_found("channel")
+    try:
+        config, secrets = merge_channel_settings(current.type, current.config, current.secrets, body)
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", str(exc)) from None
+    provider_key = current.provider_key
+    if body.config is not None or body.secrets is not None:
+        setup = await _setup(ctx, current.type, config, secrets, channel_id)
+        config, provider_key = setup.config, setup.provider_key
+    try:
+        row = await channels.update_channel(
+            ctx.pool, who.account_id, channel_id, name=body.name or current.name, config=config,
+            secrets=secrets, provider_key=provider_key,
+        )
+    except Conflict as exc:
+        raise _conflict(exc) from exc
+    if row is None:
+        raise not_found("channel")
+    _wake_supervisor(ctx)
+    return json_response(channel_json(row, str(request.base_url)))
+
+
+async def delete_channel(request: Request) -> Response:
+    who = await admin(request)
+    ctx = ctx_of(request)
+    if not await channels.delete_channel(ctx.pool, who.account_id, path_id(request, "channel")):
+        raise not_found("channel")
+    _wake_supervisor(ctx)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/v1/channels", list_channels, methods=["GET"]),
+    Route("/api/v1/channels", create_channel, methods=["POST"]),
+    Route("/api/v1/channels/{id}", get_channel, methods=["GET"]),
+    Route("/api/v1/channels/{id}", update_channel, methods=["PATCH"]),
+    Route("/api/v1/channels/{id}", delete_channel, methods=["DELETE"]),
+]
