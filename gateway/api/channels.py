@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -12,6 +14,7 @@ from starlette.routing import Route
 from gateway.api._common import (
     admin,
     body_model,
+    connection,
     decode_cursor,
     encode_cursor,
     json_response,
@@ -83,14 +86,42 @@ async def _setup(
     return await hook(ctx, config, secrets, channel_id)
 
 
+async def _store(
+    ctx: AppContext,
+    type_: ChannelType,
+    secrets: dict[str, Any],
+    setup: ChannelSetup,
+    write: Callable[[asyncpg.Connection, ChannelSetup], Awaitable[ChannelRow | None]],
+) -> ChannelRow | None:
+    """Write the channel, then let the setup hook see its id, in one transaction.
+
+    Two phases because a hook may act on the provider once it knows the channel
+    id (Telegram's setWebhook points at ``/webhooks/telegram/{id}``). The first
+    call (without id) gave the provider identity, so a second claim is refused
+    (409) before anything is changed at the provider: a bot already connected
+    to another channel never has its webhook redirected. If the second call
+    fails, nothing is stored.
+    """
+    async with connection(ctx.pool) as conn, conn.transaction():
+        try:
+            row = await write(conn, setup)
+        except Conflict as exc:
+            raise ApiError(409, "provider_identity_taken", str(exc)) from exc
+        if row is None or type_ not in ctx.setup_hooks:
+            return row
+        final = await _setup(ctx, type_, setup.config, secrets, row.id)
+        if final == setup:
+            return row
+        try:
+            return await write(conn, final)
+        except Conflict as exc:
+            raise ApiError(409, "provider_identity_taken", str(exc)) from exc
+
+
 def _wake_supervisor(ctx: AppContext) -> None:
     wake = ctx.extras.get("wake_supervisor")
     if callable(wake):
         wake()
-
-
-def _conflict(exc: Conflict) -> ApiError:
-    return ApiError(409, "provider_identity_taken", str(exc))
 
 
 async def list_channels(request: Request) -> Response:
@@ -110,13 +141,23 @@ async def create_channel(request: Request) -> Response:
     body = await body_model(request, ChannelCreate)
     ctx = ctx_of(request)
     setup = await _setup(ctx, body.type, body.config, body.secrets, None)
-    try:
-        row = await channels.create_channel(
-            ctx.pool, who.account_id, type_=body.type, name=body.name, config=setup.config,
-            secrets=body.secrets, provider_key=setup.provider_key,
+    created: list[int] = []
+
+    async def write(conn: asyncpg.Connection, s: ChannelSetup) -> ChannelRow | None:
+        if not created:
+            row = await channels.create_channel(
+                conn, who.account_id, type_=body.type, name=body.name, config=s.config, secrets=body.secrets,
+                provider_key=s.provider_key,
+            )
+            created.append(row.id)
+            return row
+        return await channels.update_channel(
+            conn, who.account_id, created[0], name=body.name, config=s.config, secrets=body.secrets,
+            provider_key=s.provider_key,
         )
-    except Conflict as exc:
-        raise _conflict(exc) from exc
+
+    row = await _store(ctx, body.type, body.secrets, setup, write)
+    assert row is not None
     _wake_supervisor(ctx)
     return json_response(channel_json(row, str(request.base_url)), 201)
 
@@ -141,17 +182,22 @@ async def update_channel(request: Request) -> Response:
         config, secrets = merge_channel_settings(current.type, current.config, current.secrets, body)
     except ValueError as exc:
         raise ApiError(422, "validation_error", str(exc)) from None
-    provider_key = current.provider_key
-    if body.config is not None or body.secrets is not None:
-        setup = await _setup(ctx, current.type, config, secrets, channel_id)
-        config, provider_key = setup.config, setup.provider_key
-    try:
-        row = await channels.update_channel(
-            ctx.pool, who.account_id, channel_id, name=body.name or current.name, config=config,
-            secrets=secrets, provider_key=provider_key,
+    name = body.name or current.name
+
+    async def write(conn: asyncpg.Connection, s: ChannelSetup) -> ChannelRow | None:
+        return await channels.update_channel(
+            conn, who.account_id, channel_id, name=name, config=s.config, secrets=secrets, provider_key=s.provider_key
         )
-    except Conflict as exc:
-        raise _conflict(exc) from exc
+
+    if body.config is None and body.secrets is None:
+        # A rename: nothing for the provider to check.
+        row = await channels.update_channel(
+            ctx.pool, who.account_id, channel_id, name=name, config=config, secrets=secrets,
+            provider_key=current.provider_key,
+        )
+    else:
+        setup = await _setup(ctx, current.type, config, secrets, None)
+        row = await _store(ctx, current.type, secrets, setup, write)
     if row is None:
         raise not_found("channel")
     _wake_supervisor(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from schema.enums import ChannelType
 from tests.api.conftest import make_tenant
 
 WA_SECRETS = {"access_token": "EAAG-secret-token-1", "app_secret": "app-secret-2", "verify_token": "verify-3"}
@@ -154,8 +155,34 @@ async def test_patching_a_telegram_token_asks_the_setup_hook_again(server, tenan
         r = await http.patch(f"/api/v1/channels/{cid}", json={"secrets": {"bot_token": "777:CCC-new"}})
         assert r.status_code == 200
         assert r.json()["config"]["bot_id"] == 777
-    assert [c[2] for c in telegram_setup.calls] == [None, cid]
-    assert telegram_setup.calls[1][1] == {"bot_token": "777:CCC-new", "webhook_secret": "hook-secret-4"}
+    # Each time: once to learn the bot's identity, once more when the channel's id is known (for setWebhook).
+    assert [c[2] for c in telegram_setup.calls] == [None, cid, None, cid]
+    assert telegram_setup.calls[3][1] == {"bot_token": "777:CCC-new", "webhook_secret": "hook-secret-4"}
+
+
+async def test_a_failing_setup_hook_stores_nothing_and_a_taken_bot_never_reaches_the_hook_with_an_id(
+    server, pool, tenants, telegram_setup
+):
+    from gateway.http import ApiError
+
+    a, b = tenants
+    async with server.client(a.admin_key) as http_a, server.client(b.admin_key) as http_b:
+        assert (await http_a.post("/api/v1/channels", json=telegram())).status_code == 201
+        calls_before = len(telegram_setup.calls)
+        assert (await http_b.post("/api/v1/channels", json=telegram())).status_code == 409
+        # Only the identity check ran for B: no call with a channel id (which would move the webhook).
+        assert [c[2] for c in telegram_setup.calls[calls_before:]] == [None]
+
+        async def rejecting(ctx, config, secrets, channel_id):
+            if channel_id is not None:
+                raise ApiError(422, "invalid_config", "Telegram refused the webhook")
+            return await telegram_setup(ctx, config, secrets, channel_id)
+
+        server.ctx.setup_hooks[ChannelType.TELEGRAM] = rejecting
+        body = {**telegram(), "secrets": {**TG_SECRETS, "bot_token": "4242:DDD-x"}}
+        r = await http_b.post("/api/v1/channels", json=body)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_config"
+    assert await pool.fetchval("SELECT count(*) FROM channels WHERE provider_key = '4242'") == 0
 
 
 async def test_delete_is_soft_and_the_channel_disappears_from_the_api(server, pool, tenants, wakes):
