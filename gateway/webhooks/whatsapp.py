@@ -27,7 +27,7 @@ from channels.whatsapp.fetcher import WhatsAppFetcher
 from channels.whatsapp.parse import MalformedBody, decode_body, parse_webhook
 from channels.whatsapp.sender import WhatsAppSender
 from channels.whatsapp.verify import SIGNATURE_HEADER, signature_matches, subscription_challenge
-from gateway import pipeline
+from gateway import pipeline, whatsapp_read_receipts
 from gateway.context import AppContext
 from gateway.http import ApiError, ctx_of, read_body
 from inbox.channels import ChannelRow, get_channel_any_account
@@ -87,12 +87,13 @@ routes = [
 
 
 def install(ctx: AppContext) -> None:
-    """Register the WhatsApp sender and media fetcher; both share one Graph API client."""
+    """Register the WhatsApp sender, media fetcher and read receipts; they share one Graph API client."""
     client = GraphApiClient(ctx.settings.whatsapp_api_base)
     ctx.extras["whatsapp_client"] = client
     # setdefault: a test may have plugged its own in through the context overrides.
     ctx.senders.setdefault(ChannelType.WHATSAPP, WhatsAppSender(client))
     ctx.fetchers.setdefault(ChannelType.WHATSAPP, WhatsAppFetcher(client))
+    whatsapp_read_receipts.install(ctx, client)
 
     async def stop(ctx: AppContext) -> None:
         await client.close()

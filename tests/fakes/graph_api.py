@@ -52,6 +52,7 @@ class RecordedRequest:
     phone_number_id: str
     body: dict[str, Any]
     authorization: str | None
+    wamid: str | None = None  # what the fake answered, for sends it accepted
 
 
 class FakeGraphApi:
@@ -121,8 +122,9 @@ class FakeGraphApi:
         if body.get("messaging_product") != "whatsapp" or not recipient or body.get("type") != "text":
             return web.json_response({"error": {"message": "(#100) Invalid parameter", "type": "OAuthException",
                                                 "code": 100, "fbtrace_id": "AzFake"}}, status=400)
-        self.delivered.append(record)
         wamid = f"wamid.FAKE{next(self._ids):06d}"
+        record.wamid = wamid
+        self.delivered.append(record)
         contact = {"input": recipient, "wa_id": recipient} if "to" in body else {"input": recipient,
                                                                                   "user_id": recipient}
         return web.json_response({"messaging_product": "whatsapp", "contacts": [contact],

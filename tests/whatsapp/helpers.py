@@ -76,3 +76,17 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 10.
             if result:
                 return result
             await asyncio.sleep(0.02)
+
+
+def echo(wamid: str, text: str, *, to: str = "4915112345678", to_user_id: str | None = "DE.2384756109283746",
+         timestamp: str = "1741952060", phone_number_id: str = PHONE_NUMBER_ID) -> dict:
+    """A business-side send as WhatsApp echoes it (field smb_message_echoes)."""
+    msg = {"from": "15550109876", "to": to, "id": wamid, "timestamp": timestamp, "type": "text",
+           "text": {"body": text}}
+    if to_user_id:
+        msg["to_user_id"] = to_user_id
+    return {"object": "whatsapp_business_account", "entry": [{"id": "209876543210987", "changes": [{
+        "field": "smb_message_echoes",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15550109876", "phone_number_id": phone_number_id},
+                  "message_echoes": [msg]}}]}]}
