@@ -7,6 +7,7 @@ the root is the real Bot API or, in tests, a local fake.
 from __future__ import annotations
 
 import asyncio
+import os
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
@@ -16,6 +17,11 @@ from telegram import Bot
 from telegram.error import RetryAfter
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
+
+# PTB 22 reads time periods (RetryAfter.retry_after) as ints with a deprecation
+# warning on every access, including its own inside the constructor; opting in
+# to the coming timedelta form silences that. retry_after_seconds reads both.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 # The Bot API refuses getFile for anything larger.
 FILE_SIZE_LIMIT = 20 * 1024 * 1024

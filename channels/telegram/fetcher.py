@@ -7,7 +7,6 @@ transient :class:`MediaFetchError` for the media worker to retry.
 
 from __future__ import annotations
 
-import mimetypes
 import posixpath
 from typing import Any
 
@@ -59,6 +58,6 @@ class TelegramFetcher:
             raise MediaFetchError(f"download failed: {exc.message}") from exc
         if len(content) > FILE_SIZE_LIMIT:
             raise _too_large(len(content))
-        name = posixpath.basename(file.file_path) or None
-        mime_type = mimetypes.guess_type(name)[0] if name else None
-        return MediaDownload(content=content, mime_type=mime_type, name=name)
+        # No mime type: the one the Update announced is better than a guess from
+        # Telegram's storage path (the media worker keeps the announced one).
+        return MediaDownload(content=content, mime_type=None, name=posixpath.basename(file.file_path) or None)

@@ -91,6 +91,8 @@ class FakeBot:
     downloads: list[str] = field(default_factory=list)
     webhook_deliveries: list[tuple[int, int]] = field(default_factory=list)  # (update_id, HTTP status)
     conflicts: int = 0  # getUpdates calls terminated by a concurrent one
+    batch_limit: int = 100  # at most this many updates per getUpdates answer, whatever the limit asked
+    poll_delay: float = 0.0  # seconds each non-empty getUpdates answer is held back (a slow stream)
     scripts: dict[str, list[ScriptedError]] = field(default_factory=dict)
     _next_update_id: int = 804211800
     _message_ids: dict[int, itertools.count[int]] = field(default_factory=dict)
@@ -228,7 +230,9 @@ class FakeBotApi:
                     409, "Conflict: terminated by other getUpdates request; "
                          "make sure that only one bot instance is running"))
             if bot.pending:
-                return bot.pending[: max(1, min(100, limit))]
+                if bot.poll_delay:
+                    await asyncio.sleep(bot.poll_delay)
+                return bot.pending[: max(1, min(100, limit, bot.batch_limit))]
             remaining = deadline - time.monotonic()
             if bot._closed:
                 return []

@@ -80,9 +80,10 @@ async def count(pool, sql: str, *args: Any) -> int:
 
 async def snapshot(pool, channel_id: int) -> dict[str, Any]:
     """What a channel's traffic left in the database, free of ids and clock times."""
+    account_id = await pool.fetchval("SELECT account_id FROM channels WHERE id = $1", channel_id)
     messages = await pool.fetch(
         """SELECT m.external_id, m.type, m.text, m.direction, m.status, m.sender, m.reply_to_external_id,
-                  m.edit_history, m.edited_at, m.created_at, c.name AS contact, c.is_group,
+                  m.edit_history, m.created_at, c.name AS contact, c.is_group,
                   (SELECT array_agg(f.provider_id ORDER BY mm.position) FROM message_media mm
                      JOIN media_files f ON f.id = mm.media_id WHERE mm.message_id = m.id) AS media
            FROM messages m JOIN conversations v ON v.id = m.conversation_id JOIN contacts c ON c.id = v.contact_id
@@ -91,7 +92,9 @@ async def snapshot(pool, channel_id: int) -> dict[str, Any]:
     )
     identities = await pool.fetch(
         """SELECT i.external_id, i.unreachable_reason, i.unreachable_at IS NOT NULL AS unreachable
-           FROM contact_identities i WHERE i.channel_type = 'telegram' ORDER BY i.external_id"""
+           FROM contact_identities i WHERE i.channel_type = 'telegram' AND i.account_id = $1
+           ORDER BY i.external_id""",
+        account_id,
     )
     inbound = await pool.fetch(
         "SELECT dedup_key, status FROM inbound_events WHERE channel_id = $1 ORDER BY dedup_key", channel_id
@@ -109,4 +112,35 @@ def _message_row(r: Any) -> dict[str, Any]:
     row = dict(r)
     # Edit history entries carry the time of the edit; keep only the texts.
     row["edit_history"] = [e.get("text") for e in row["edit_history"]]
+    if row["external_id"].split(":")[1].startswith("cb"):
+        del row["created_at"]  # button presses carry no date: they are dated on receipt
     return row
+
+
+def assert_fixture_rows(rows: dict[str, Any]) -> None:
+    """The rows every update fixture (UPDATE_FIXTURES) must leave, however it arrived."""
+    messages = {m["external_id"]: m for m in rows["messages"]}
+    assert set(messages) == {
+        "521937406:1842", "521937406:1843", "521937406:1846", "521937406:1847", "521937406:1848",
+        "-1002143658709:90211", "521937406:cb2241742958113270611",
+    }
+    first = messages["521937406:1842"]
+    assert first["text"] == "Hi, I was charged twice for order #A-1029 (card ending 4417)"
+    assert first["edit_history"] == ["Hi, I was charged twice for order #A-1029"]
+    assert (first["contact"], first["sender"], first["direction"]) == ("Maya Cohen", None, "inbound")
+    photo = messages["521937406:1843"]
+    assert (photo["type"], photo["text"]) == ("image", "Bank statement showing both charges")
+    assert photo["media"] == ["AgACCAgIAAxkBAAIH0004WfApN9zDQJT-E_wOPK-1E08w"]
+    assert messages["521937406:1846"]["reply_to_external_id"] == "521937406:1845"
+    assert messages["521937406:1847"]["type"] == "audio"
+    assert messages["521937406:1847"]["media"] == ["AgADCAgIAAxkBAAIH0007WflVGadekiR8W6JBjJIC0aOA"]
+    assert messages["521937406:1848"]["media"] == ["AgAQCAgIAAxkBAAIH0008WfKAwcT-iZ0-M32_GtQiGcVw"]
+    group = messages["-1002143658709:90211"]
+    assert (group["contact"], group["is_group"]) == ("Acme Wholesale Partners", True)
+    assert group["sender"] == {"external_id": "6150227391", "name": "Kai"}
+    button = messages["521937406:cb2241742958113270611"]
+    assert (button["type"], button["text"]) == ("unsupported", "Yes")
+    assert rows["conversations"] == 2
+    maya = next(i for i in rows["identities"] if i["external_id"] == "521937406")
+    assert (maya["unreachable"], maya["unreachable_reason"]) == (True, "the user blocked the bot")
+    assert [r["status"] for r in rows["inbound"]] == ["processed"] * len(UPDATE_FIXTURES)

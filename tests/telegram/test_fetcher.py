@@ -1,0 +1,99 @@
+"""Media download through getFile and the file URL of the fake Bot API, alone and through the media worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from channels.telegram.client import FILE_SIZE_LIMIT, BotPool
+from channels.telegram.fetcher import TelegramFetcher
+from channels.telegram.parse import parse_update
+from gateway import pipeline, telegram_runtime
+from gateway.broker import InProcessBroker
+from gateway.config import load_settings
+from gateway.context import AppContext
+from gateway.media_worker import MediaWorker, MediaWorkerConfig
+from schema.media import MediaFetchError, MediaTooLarge
+from tests.fakes.bot_api import FakeBot, FakeBotApi
+from tests.telegram.helpers import TOKEN, fixture, make_telegram_channel
+
+DOC_ID = "AgAQCAgIAAxkBAAIH0008WfKAwcT-iZ0-M32_GtQiGcVw"
+PDF = b"%PDF-1.7 fake statement"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    api = FakeBotApi()
+    api.add_bot(TOKEN)
+    async with api.running():
+        yield api
+
+
+@pytest.fixture
+async def fetcher(fake) -> AsyncIterator[TelegramFetcher]:
+    bots = BotPool(fake.url)
+    yield TelegramFetcher(bots)
+    await bots.close()
+
+
+def bot_of(fake: FakeBotApi) -> FakeBot:
+    return fake.bots[TOKEN]
+
+
+async def fetch(fetcher: TelegramFetcher, file_id: str | None, token: str | None = TOKEN):
+    secrets = {"bot_token": token} if token else {}
+    return await fetcher.fetch(provider_id=file_id, source_url=None, channel_config={}, channel_secrets=secrets)
+
+
+async def test_a_file_is_fetched_with_get_file_then_downloaded(fake, fetcher):
+    bot_of(fake).add_file(DOC_ID, PDF, file_path="documents/file_5.pdf")
+    download = await fetch(fetcher, DOC_ID)
+    assert download.content == PDF
+    assert download.name == "file_5.pdf"
+    assert [c.method for c in bot_of(fake).calls] == ["getMe", "getFile"]
+    assert bot_of(fake).downloads == ["documents/file_5.pdf"]
+
+
+async def test_a_file_over_20_mb_is_too_large_and_never_downloaded(fake, fetcher):
+    bot_of(fake).add_file(DOC_ID, None, size=FILE_SIZE_LIMIT + 1)
+    with pytest.raises(MediaTooLarge, match="too big"):
+        await fetch(fetcher, DOC_ID)
+    assert bot_of(fake).downloads == []
+
+
+async def test_other_failures_are_retryable_fetch_errors(fake, fetcher):
+    bot_of(fake).add_file("gone", None, size=10)  # getFile answers, the download 404s
+    for file_id, token in (("unknown", TOKEN), ("gone", TOKEN), (DOC_ID, None), (None, TOKEN), (DOC_ID, "1:bad")):
+        with pytest.raises(MediaFetchError) as caught:
+            await fetch(fetcher, file_id, token)
+        assert not isinstance(caught.value, MediaTooLarge)
+        assert "1:bad" not in str(caught.value)
+
+
+async def test_the_media_worker_stores_telegram_files_and_records_oversized_ones(db_url, pool, fake, tmp_path):
+    bot_of(fake).add_file(DOC_ID, PDF)
+    bot_of(fake).add_file("AgACCAgIAAxkBAAIH0004WfApN9zDQJT-E_wOPK-1E08w", None, size=FILE_SIZE_LIMIT * 2)
+    ctx = AppContext(settings=load_settings(database_url=db_url, telegram_api_base=fake.url,
+                                            gateway_media_dir=tmp_path), pool=pool, broker=InProcessBroker())
+    telegram_runtime.install(ctx)
+    channel = await make_telegram_channel(pool, mode="polling")
+    try:
+        for name in ("document", "photo_with_caption"):
+            update = fixture(name)
+            await pipeline.ingest(ctx, channel=channel, payload=json.dumps(update),
+                                  dedup_key=str(update["update_id"]), parsed=parse_update(update))
+        worker = MediaWorker(ctx, MediaWorkerConfig(retry_base=0.01))
+        while await worker.run_once():
+            pass
+    finally:
+        await ctx.extras["telegram_bots"].close()
+    rows = {r["provider_id"]: r for r in await pool.fetch("SELECT * FROM media_files")}
+    doc = rows[DOC_ID]
+    assert (doc["status"], doc["sha256"], doc["mime_type"]) == (
+        "stored", hashlib.sha256(PDF).hexdigest(), "application/pdf")
+    photo = rows["AgACCAgIAAxkBAAIH0004WfApN9zDQJT-E_wOPK-1E08w"]
+    assert (photo["status"], photo["attempts"]) == ("too_large", 1)
+    assert "too big" in photo["error"]
