@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ import asyncpg
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from gateway.broker import Broker
 from inbox.accounts import create_account
@@ -116,6 +121,65 @@ class WsClient:
         except TimeoutError:
             return True
         raise AssertionError(f"unexpected frame {frame!r}")
+
+
+class StuckClient:
+    """A WebSocket client that reads nothing until told to: a raw socket with a small receive
+    buffer, framed by websockets' sans-I/O protocol. (The asyncio client library keeps reading
+    into memory even when its queue is full, so it cannot play a client that stopped reading.)"""
+
+    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+        self.sock = sock
+        self.protocol = protocol
+
+    @classmethod
+    async def connect(cls, port: int, token: str) -> StuckClient:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws?token={token}"))
+        protocol.send_request(protocol.connect())
+        client = cls(sock, protocol)
+        await client._flush()
+        while not any(isinstance(e, Response) for e in protocol.events_received()):
+            data = await loop.sock_recv(sock, 4096)
+            assert data, "closed during the handshake"
+            protocol.receive_data(data)
+        return client
+
+    async def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                await asyncio.get_running_loop().sock_sendall(self.sock, chunk)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        self.protocol.send_text(json.dumps(frame).encode())
+        await self._flush()
+
+    async def read_to_close(self, within: float = 30) -> tuple[int, int | None]:
+        """Read everything now: ``(text frames received, close code or None if none came)``."""
+        loop = asyncio.get_running_loop()
+        frames = 0
+        async with asyncio.timeout(within):
+            while True:
+                data = await loop.sock_recv(self.sock, 1 << 16)
+                if not data:
+                    self.protocol.receive_eof()
+                else:
+                    self.protocol.receive_data(data)
+                for event in self.protocol.events_received():
+                    if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                        frames += 1
+                    elif isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+                        received = self.protocol.close_rcvd
+                        return frames, None if received is None else received.code
+                if not data:
+                    return frames, None
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 @contextlib.asynccontextmanager
