@@ -9,6 +9,7 @@ typo never leaves a required credential silently missing.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -20,8 +21,34 @@ _NAME = Field(min_length=1, max_length=200)
 _SECRET = Field(min_length=1, max_length=4096)
 
 
+def _unstorable(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds what PostgreSQL text/jsonb cannot store (U+0000, NaN,
+    Infinity — Python's JSON parser accepts both), else None."""
+    if isinstance(value, str):
+        return f"{path or 'body'}: NUL characters (U+0000) are not allowed" if "\x00" in value else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'body'}: numbers must be finite"
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if "\x00" in str(key):
+            return f"{where}: NUL characters (U+0000) are not allowed"
+        if (problem := _unstorable(item, where)) is not None:
+            return problem
+    return None
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # Refused here (422) rather than by the database (500).
+        problem = _unstorable(data)
+        if problem is not None:
+            raise ValueError(problem)
+        return data
 
 
 class _Config(BaseModel):

@@ -131,3 +131,26 @@ async def test_stats_count_conversations_messages_calls_and_first_response(serve
 async def test_health_answers_without_a_key(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_nul_characters_in_bodies_are_422_not_a_database_error(server, tenants):
+    a, _ = tenants
+    wa = {"type": "whatsapp", "name": "x", "config": {"phone_number_id": "77"},
+          "secrets": {"access_token": "t", "app_secret": "s", "verify_token": "v"}}
+    async with server.client(a.admin_key) as http:
+        for method, path, body in [
+            ("POST", f"/api/v1/conversations/{a.conversation_id}/messages", {"text": "a\u0000b"}),
+            ("PATCH", f"/api/v1/conversations/{a.conversation_id}", {"assignee": "a\u0000b"}),
+            ("POST", "/api/v1/channels", {**wa, "name": "x\u0000"}),
+            ("POST", "/api/v1/channels", {**wa, "config": {"phone_number_id": "77", "note": ["\u0000"]}}),
+            ("POST", "/api/v1/channels", {**wa, "config": {"phone_number_id": "77", "k\u0000": 1}}),
+            ("PATCH", f"/api/v1/channels/{a.channel_id}", {"secrets": {"access_token": "\u0000"}}),
+            ("POST", "/api/v1/keys", {"name": "\u0000"}),
+        ]:
+            r = await http.request(method, path, json=body)
+            assert r.status_code == 422, (path, body, r.text)
+            assert "NUL" in r.json()["error"]["message"]
+        for number in ("1e400", "NaN", "-Infinity"):
+            raw = '{"type": "whatsapp", "name": "x", "config": {"phone_number_id": "77", "n": ' + number + "}}"
+            r = await http.post("/api/v1/channels", content=raw, headers={"Content-Type": "application/json"})
+            assert r.status_code == 422 and "finite" in r.json()["error"]["message"], r.text
