@@ -312,3 +312,22 @@ async def test_a_reply_sets_the_conversations_first_response_time(pool, conversa
     row = await pool.fetchrow("SELECT first_inbound_at, first_response_at FROM conversations WHERE id = $1",
                               conversation_id)
     assert row["first_inbound_at"] is not None and row["first_response_at"] is not None
+
+
+async def test_provider_statuses_move_a_sent_message_forward_afterwards(db_url, pool, conversation):
+    from datetime import UTC, datetime
+
+    from inbox.ingest import apply_events
+    from schema.events import StatusUpdate
+
+    account_id, channel, conversation_id = conversation
+    queued = await enqueue(pool, account_id, conversation_id)
+    await drain(OutboundWorker(make_ctx(db_url, pool, senders={ChannelType.WHATSAPP: ScriptedSender()}), FAST), pool)
+    wamid = f"wamid.out-{queued.message_id}"
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_events(conn, channel=channel, events=[
+            StatusUpdate(external_id=wamid, status="read", occurred_at=datetime.now(UTC)),
+            StatusUpdate(external_id=wamid, status="delivered", occurred_at=datetime.now(UTC)),
+        ])
+    row = await pool.fetchrow("SELECT status, delivered_at, read_at FROM messages WHERE id = $1", queued.message_id)
+    assert row["status"] == "read" and row["delivered_at"] and row["read_at"]
