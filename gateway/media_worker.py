@@ -10,7 +10,7 @@ failed download never holds a message back. For each due row:
 3. check the sha256 the provider announced, when it did;
 4. store the file under ``GATEWAY_MEDIA_DIR``, content-addressed by sha256;
 5. mark the row ``stored`` and log ``message.updated`` for the messages that
-   carry it, in one transaction, then publish.
+   carry it (``call.updated`` for a call recording), in one transaction, then publish.
 
 A fetch error or a digest mismatch is retried with exponential backoff and
 jitter until ``max_attempts``, then the row is ``failed`` with the last error;
@@ -36,6 +36,7 @@ import asyncpg
 from gateway.context import AppContext
 from gateway.http import DB_UNAVAILABLE
 from inbox import eventlog
+from inbox.calls import call_json
 from inbox.eventlog import EventRecord, PendingEvent
 from inbox.views import message_json
 from schema.enums import ChannelType, EventName, MediaStatus
@@ -267,6 +268,15 @@ class MediaWorker:
         for row in rows:
             data = await message_json(conn, job.account_id, row["id"])
             pending.append(PendingEvent(EventName.MESSAGE_UPDATED, data["conversation_id"], data))
+        # A call recording (Asterisk) is media too: its call changes with it.
+        calls = await conn.fetch(
+            "SELECT id FROM calls WHERE recording_media_id = $1 AND account_id = $2 ORDER BY id",
+            job.id,
+            job.account_id,
+        )
+        for row in calls:
+            call = await call_json(conn, job.account_id, row["id"])
+            pending.append(PendingEvent(EventName.CALL_UPDATED, call["conversation_id"], call))
         return await eventlog.append(conn, job.account_id, pending)
 
     async def _publish(self, records: list[EventRecord]) -> None:

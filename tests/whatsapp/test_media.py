@@ -150,3 +150,28 @@ async def test_the_worker_downloads_media_of_any_channel_type_through_its_fetche
         assert stored["sha256"] == hashlib.sha256(b"OggS voice").hexdigest()
         assert stored["mime_type"] == "audio/ogg"
         assert fetcher.calls == ["file-1"]
+
+
+async def test_a_stored_call_recording_updates_its_call(db_url, graph, tmp_path):
+    fetcher = StaticFetcher(b"RIFF recording")
+    async with run_server(db_url, whatsapp_api_base=graph.base_url, gateway_media_dir=tmp_path,
+                          extras={"media_worker_config": FAST}, fetchers={ChannelType.ASTERISK: fetcher}) as srv:
+        pool = srv.ctx.pool
+        account_id, key = await create_account(pool, "phones")
+        channel_id = await pool.fetchval(
+            "INSERT INTO channels (account_id, type, name) VALUES ($1, 'asterisk', 'pbx') RETURNING id", account_id)
+        media_id = await pool.fetchval(
+            """INSERT INTO media_files (account_id, channel_id, source_url, mime_type, name)
+               VALUES ($1, $2, '/var/spool/asterisk/monitor/call.wav', 'audio/wav', 'call.wav') RETURNING id""",
+            account_id, channel_id)
+        await pool.execute(
+            """INSERT INTO calls (account_id, channel_id, direction, status, external_id, recording_media_id)
+               VALUES ($1, $2, 'inbound', 'ended', '1741947613.212', $3)""", account_id, channel_id, media_id)
+        srv.ctx.extras["media_worker"].wake()
+        await eventually(lambda: _media_row(pool, "stored"))
+        call = await pool.fetchval("SELECT data FROM events WHERE name = 'call.updated' ORDER BY seq DESC LIMIT 1")
+        assert call["recording"]["status"] == "stored"
+        assert call["recording"]["sha256"] == hashlib.sha256(b"RIFF recording").hexdigest()
+        async with srv.client(key) as owner:
+            served = await owner.get(call["recording"]["url"])
+            assert served.status_code == 200 and served.content == b"RIFF recording"
