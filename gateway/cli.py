@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--id", dest="ids", type=int, action="append", metavar="ID",
                         help="only this inbound event (repeatable)")
     replay.add_argument("--json", action="store_true", help="print a one-line JSON summary")
-    verbs.add_parser("demo", help="serve with a demo account and simulated traffic (not available yet)")
+    demo = verbs.add_parser("demo", help="serve with a demo account and simulated WhatsApp, Telegram and calls")
+    demo.add_argument("--interval", type=float, default=4.0, metavar="SECONDS",
+                      help="average seconds between simulated customer events (default 4)")
     return parser
 
 
@@ -213,7 +215,15 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    raise CliError("demo is not available yet; use `inbox-gateway serve` and `inbox-gateway account create NAME`")
+    from gateway.demo import demo
+
+    try:
+        demo(settings, interval=args.interval)
+    except SystemExit as exc:  # uvicorn exits when it cannot bind or the app fails to start
+        code = exc.code if isinstance(exc.code, int) else 1
+        if code:
+            raise CliError("the demo failed to start (see the log above)", code) from exc
+    return 0
 
 
 def _dispatch(args: argparse.Namespace) -> Callable[[Settings, argparse.Namespace], int]:

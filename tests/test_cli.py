@@ -109,13 +109,6 @@ async def test_help_lists_every_verb():
         assert verb in done.stdout
 
 
-async def test_demo_says_it_is_not_available_yet():
-    done = await run_cli("demo")
-
-    assert done.returncode == 1
-    assert done.stderr.startswith("inbox-gateway: demo is not available yet")
-
-
 async def test_retention_dry_run_reports_and_keeps_the_rows(db_url, pool):
     account_id = await pool.fetchval("INSERT INTO accounts (name) VALUES ('a') RETURNING id")
     channel_id = await pool.fetchval(

@@ -1,0 +1,47 @@
+"""``inbox-gateway demo`` as a newcomer runs it: traffic flows in through the real interfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+
+import httpx
+
+from tests.redis_server import free_port
+
+
+async def test_the_demo_prints_a_key_and_fills_the_inbox_through_the_real_webhooks_and_ami(db_url):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "GATEWAY_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "demo", "--interval", "0.3",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        key = None
+        async with asyncio.timeout(60):
+            while key is None:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "demo exited before printing its key"
+                if match := re.search(r"API key:\s+(igw_\S+)", line):
+                    key = match.group(1)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as http:
+            async with asyncio.timeout(60):
+                while True:
+                    convs = (await http.get("/api/v1/conversations")).json()["items"]
+                    calls = (await http.get("/api/v1/calls")).json().get("items", [])
+                    types = {c["channel_type"] for c in convs}
+                    if {"whatsapp", "telegram"} <= types and calls:
+                        break
+                    await asyncio.sleep(0.5)
+            inbound = (await http.get("/api/v1/inbound", params={"status": "failed"})).json()["items"]
+            assert inbound == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await proc.wait()
+    assert proc.returncode == 0
