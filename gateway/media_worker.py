@@ -8,7 +8,7 @@ failed download never holds a message back. For each due row:
    ahead, so a worker that dies mid-download leaves it to be retried later);
 2. fetch the bytes (no transaction open meanwhile);
 3. check the sha256 the provider announced, when it did;
-4. store the file under ``GATEWAY_MEDIA_DIR``, content-addressed by sha256;
+4. store the file under ``GATEWAY_MEDIA_DIR``, named by its sha256 and row id;
 5. mark the row ``stored`` and log ``message.updated`` for the messages that
    carry it (``call.updated`` for a call recording), in one transaction, then publish.
 
@@ -87,9 +87,14 @@ async def _connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         yield cast(asyncpg.Connection, conn)
 
 
-def storage_key(sha256: str) -> str:
-    """Where a file lives under the media dir: ``ab/cd/abcd…`` (relative, so the dir can move)."""
-    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+def storage_key(sha256: str, media_id: int) -> str:
+    """Where a file lives under the media dir: ``ab/cd/abcd…-<id>``, relative so the dir can move.
+
+    Fanned out by digest, but one file per row: retention unlinks the file of a
+    deleted row, which must never take away the bytes of another row that
+    happened to have the same content (a forwarded photo, a popular sticker).
+    """
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}-{media_id}"
 
 
 def media_path(media_dir: Path, storage_path: str) -> Path:
@@ -99,7 +104,7 @@ def media_path(media_dir: Path, storage_path: str) -> Path:
 def _write_file(media_dir: Path, key: str, content: bytes) -> None:
     target = media_dir / key
     if target.is_file() and target.stat().st_size == len(content):
-        return  # content-addressed: the same bytes are stored already
+        return  # stored by an earlier attempt that died before recording it
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
     try:
@@ -156,7 +161,7 @@ class MediaWorker:
             digest = hashlib.sha256(download.content).hexdigest()
             if job.expected_sha256 and digest != job.expected_sha256.lower():
                 raise _Retry(f"sha256 mismatch: the provider announced {job.expected_sha256}, the download is {digest}")
-            key = storage_key(digest)
+            key = storage_key(digest, job.id)
             await asyncio.to_thread(_write_file, self.ctx.settings.media_dir, key, download.content)
         except MediaTooLarge as exc:
             records = await self._finish(job, MediaStatus.TOO_LARGE, error=str(exc) or "media too large")
