@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from inbox.calls import CALL_SELECT, call_from_row
 from inbox.jsonfmt import iso
 from inbox.views import CONVERSATION_SELECT, MESSAGE_COLUMNS, conversation_from_row, messages_json
 
@@ -135,6 +136,11 @@ async def messages_by_id(conn: Conn, account_id: int, ids: list[int]) -> dict[in
         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = $1 AND id = ANY($2::bigint[])", account_id, ids
     )
     return {m["id"]: m for m in await messages_json(conn, list(rows))}
+
+
+async def calls_by_id(conn: Conn, account_id: int, ids: list[int]) -> dict[int, dict[str, Any]]:
+    rows = await conn.fetch(CALL_SELECT + " WHERE c.account_id = $1 AND c.id = ANY($2::bigint[])", account_id, ids)
+    return {r["id"]: call_from_row(r) for r in rows}
 
 
 # --- dead letters ---------------------------------------------------------------------------

@@ -128,13 +128,7 @@ async def timeline(request: Request) -> Response:
         )
         shown = entries[:limit]
         messages = await queries.messages_by_id(conn, who.account_id, [e.id for e in shown if e.kind == "message"])
-        calls = {}
-        call_ids = [e.id for e in shown if e.kind == "call"]
-        if call_ids:
-            # The telephony module owns the call shape.
-            from inbox.calls import call_json
-
-            calls = {cid: await call_json(conn, who.account_id, cid) for cid in call_ids}
+        calls = await queries.calls_by_id(conn, who.account_id, [e.id for e in shown if e.kind == "call"])
     items: list[dict[str, Any]] = [
         {"kind": e.kind, "item": messages[e.id] if e.kind == "message" else calls[e.id]} for e in shown
     ]

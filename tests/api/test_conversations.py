@@ -158,3 +158,24 @@ async def test_contacts_list_search_and_identities(server, pool, tenants):
         assert [(i["channel_type"], i["external_id"]) for i in one["identities"]] == [("whatsapp", "4917711111111")]
         items, _ = await walk(http, "/api/v1/contacts", 1)
         assert len(items) == 2
+
+
+async def test_calls_appear_in_the_timeline_between_messages_by_time(server, pool, tenants):
+    a, _ = tenants
+    channel = await get_channel_any_account(pool, a.channel_id)
+    await inbound(pool, channel, external_id="wamid.alpha.late", contact="4915100000001", text="after the call",
+                  at=T0 + timedelta(hours=1))
+    call_id = await pool.fetchval(
+        """INSERT INTO calls (account_id, channel_id, conversation_id, direction, from_number, status, disposition,
+                              agent, external_id, started_at, ended_at, duration, billsec)
+           VALUES ($1, $2, $3, 'inbound', '+4915100000001', 'ended', 'answered', '1001', '1741947613.212',
+                   $4, $5, 120, 100) RETURNING id""",
+        a.account_id, a.channel_id, a.conversation_id, T0 + timedelta(minutes=30), T0 + timedelta(minutes=32),
+    )
+    async with server.client(a.admin_key) as http:
+        items = (await http.get(f"/api/v1/conversations/{a.conversation_id}/timeline")).json()["items"]
+    assert [(i["kind"], i["item"]["id"]) for i in items][1] == ("call", call_id)
+    assert [i["kind"] for i in items] == ["message", "call", "message"]
+    call = items[1]["item"]
+    assert (call["direction"], call["disposition"], call["agent"]) == ("inbound", "answered", "1001")
+    assert call["billsec"] == 100
