@@ -3,8 +3,10 @@
 Retrying is the worker's job; this module decides only *whether* a failure is
 worth retrying:
 
-- 429, 5xx, no answer at all, and WhatsApp's throughput / pair / spam rate
-  limits → :class:`TransientSendError` (with the provider's ``Retry-After``);
+- 429, 5xx, a connection that could not be made, and WhatsApp's throughput /
+  pair / spam rate limits → :class:`TransientSendError` (with ``Retry-After``);
+- a connection lost after the request went out → :class:`PermanentSendError`
+  ``delivery_unknown`` (at most once: WhatsApp may have the message);
 - every other error answer (131047 outside the 24-hour window, bad recipient,
   bad token...) → :class:`PermanentSendError` with the provider's code and a
   readable reason.
@@ -16,6 +18,9 @@ from datetime import UTC, datetime
 
 from channels.whatsapp.client import GraphApiClient, GraphApiError, GraphTransportError
 from schema.outbound import OutboundRequest, PermanentSendError, SendResult, TransientSendError
+
+# The outbound worker's code for "the provider may or may not have it".
+DELIVERY_UNKNOWN = "delivery_unknown"
 
 # Graph error codes that mean "later", whatever the HTTP status says.
 TRANSIENT_CODES = frozenset({
@@ -56,6 +61,14 @@ class WhatsAppSender:
                 reply_to=request.reply_to_external_id,
             )
         except GraphTransportError as exc:
+            if exc.request_sent:
+                # The request may have reached WhatsApp (reset or timeout before the answer), and the
+                # Graph API has no idempotency key: sending again could deliver the message twice.
+                raise PermanentSendError(
+                    DELIVERY_UNKNOWN,
+                    f"{exc}; it is unknown whether WhatsApp accepted the message, so it is not sent again "
+                    "automatically",
+                ) from exc
             raise TransientSendError("network", str(exc)) from exc
         except GraphApiError as exc:
             raise classify(exc) from exc

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -131,3 +132,24 @@ async def test_mark_read_posts_the_documented_body(graph):
         await client.close()
     (read,) = graph.reads
     assert read.body == documented
+
+
+async def test_a_connection_lost_after_sending_is_not_retried_because_delivery_is_unknown():
+    received = []
+
+    async def swallow(reader, writer):
+        received.append(await reader.read(65536))  # the request arrives...
+        writer.close()  # ...and the answer never does
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = GraphApiClient(f"http://127.0.0.1:{port}/v21.0")
+    try:
+        with pytest.raises(PermanentSendError) as caught:
+            await WhatsAppSender(client).send(request())
+        assert caught.value.code == "delivery_unknown"
+        assert received and b"POST /v21.0/" in received[0]
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
