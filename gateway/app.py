@@ -19,7 +19,8 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
 from gateway import api as rest_api
-from gateway import health, inbox_page, outbound_worker, telegram_runtime, ws, ws_hub
+from gateway import asterisk_runtime, health, inbox_page, outbound_worker, telegram_runtime, ws, ws_hub
+from gateway.api import calls as calls_api
 from gateway.api import media as media_api
 from gateway.api._common import http_exception_handler
 from gateway.broker import Broker, InProcessBroker
@@ -43,12 +44,13 @@ def _routes() -> list[BaseRoute]:
     routes += rest_api.routes
     routes += [*whatsapp_webhooks.routes, *media_api.routes]
     routes += telegram_webhooks.routes
+    routes += calls_api.routes
     return routes
 
 
 def _installers() -> list[Installer]:
-    return [whatsapp_webhooks.install, telegram_runtime.install, install_media_worker, outbound_worker.install,
-            ws_hub.install, install_retention_worker]
+    return [whatsapp_webhooks.install, telegram_runtime.install, asterisk_runtime.install, install_media_worker,
+            outbound_worker.install, ws_hub.install, install_retention_worker]
 
 
 def _make_broker(settings: Settings) -> Broker:

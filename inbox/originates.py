@@ -156,3 +156,13 @@ async def in_flight(conn: asyncpg.Connection | asyncpg.Pool, channel_id: int) ->
         channel_id,
     )
     return [OriginateRequest.from_record(r) for r in rows]
+
+
+async def mark_unknown(conn: asyncpg.Connection | asyncpg.Pool, channel_id: int, originate_ids: list[str]) -> None:
+    """Requests whose call reconciliation closed: if still ``sending``, nobody will ever learn more."""
+    await conn.execute(
+        """UPDATE call_originates SET status = 'unknown', finished_at = now(),
+               error = 'the AMI connection was lost before Asterisk answered; not retried'
+           WHERE channel_id = $1 AND originate_id = ANY($2::text[]) AND status = 'sending'""",
+        channel_id, originate_ids,
+    )

@@ -26,6 +26,10 @@ class AsteriskConfig(BaseModel):
     originate_channel: str = "PJSIP/{agent}"
     # Seconds the agent's phone rings for a click-to-call.
     originate_timeout: int = Field(default=30, ge=1, le=300)
+    # Where the gateway sees Asterisk's recordings: MixMonitor files under
+    # ``monitor_dir`` (as Asterisk names them) are read from ``recordings_dir``.
+    monitor_dir: str = "/var/spool/asterisk/monitor"
+    recordings_dir: str | None = None
 
     @field_validator("agent_pattern")
     @classmethod

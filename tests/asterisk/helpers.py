@@ -87,3 +87,18 @@ def replay(
             continue
         result.snapshots += tracker.feed(e, clock)
     return result
+
+
+async def eventually(check, *, within: float = 10.0):
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    import asyncio
+    import inspect
+
+    async with asyncio.timeout(within):
+        while True:
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(0.02)
