@@ -31,6 +31,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -120,13 +121,15 @@ class Backoff:
     """1 s doubling to a 60 s cap, each delay scaled by 50–100 % (jitter); the first
     attempt after a success is immediate; never more than 6 attempts in any 30 s."""
 
-    def __init__(self, *, first: float = 1.0, cap: float = 60.0, max_attempts: int = 6, window: float = 30.0) -> None:
+    def __init__(self, *, first: float = 1.0, cap: float = 60.0, max_attempts: int = 6, window: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.first, self.cap, self.window = first, cap, window
+        self._clock = clock
         self._failures = 0
         self._attempts: deque[float] = deque(maxlen=max_attempts)
 
     def next_delay(self) -> float:
-        now = time.monotonic()
+        now = self._clock()
         delay = 0.0
         if self._failures:
             delay = min(self.cap, self.first * 2 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
