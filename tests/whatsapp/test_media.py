@@ -5,7 +5,10 @@ import hashlib
 
 import pytest
 
-from gateway.media_worker import MediaWorkerConfig
+from gateway.broker import InProcessBroker
+from gateway.config import load_settings
+from gateway.context import AppContext
+from gateway.media_worker import MediaWorker, MediaWorkerConfig
 from inbox.accounts import create_account
 from schema.enums import ChannelType
 from schema.media import MediaDownload
@@ -134,44 +137,63 @@ async def test_media_over_the_channels_limit_is_too_large_at_once(server, graph)
     assert graph.downloads == []
 
 
-async def test_the_worker_downloads_media_of_any_channel_type_through_its_fetcher(db_url, graph, tmp_path):
+def _worker(db_url: str, pool, tmp_path, fetchers) -> MediaWorker:
+    """The worker alone, over a real database, with exactly the fetchers given."""
+    settings = load_settings(database_url=db_url, gateway_media_dir=tmp_path)
+    ctx = AppContext(settings=settings, pool=pool, broker=InProcessBroker(), fetchers=fetchers)
+    return MediaWorker(ctx, FAST)
+
+
+async def _drain(worker: MediaWorker) -> None:
+    while await worker.run_once():
+        pass
+
+
+async def test_the_worker_downloads_media_of_any_channel_type_through_its_fetcher(db_url, pool, tmp_path):
     fetcher = StaticFetcher(b"OggS voice")
-    async with run_server(db_url, whatsapp_api_base=graph.base_url, gateway_media_dir=tmp_path,
-                          extras={"media_worker_config": FAST}, fetchers={ChannelType.TELEGRAM: fetcher}) as srv:
-        pool = srv.ctx.pool
-        account_id, _ = await create_account(pool, "bots")
-        channel_id = await pool.fetchval(
-            "INSERT INTO channels (account_id, type, name) VALUES ($1, 'telegram', 'bot') RETURNING id", account_id)
-        await pool.execute(
-            "INSERT INTO media_files (account_id, channel_id, provider_id) VALUES ($1, $2, 'file-1')",
-            account_id, channel_id)
-        srv.ctx.extras["media_worker"].wake()
-        stored = await eventually(lambda: _media_row(pool, "stored"))
-        assert stored["sha256"] == hashlib.sha256(b"OggS voice").hexdigest()
-        assert stored["mime_type"] == "audio/ogg"
-        assert fetcher.calls == ["file-1"]
+    worker = _worker(db_url, pool, tmp_path, {ChannelType.TELEGRAM: fetcher})
+    account_id, _ = await create_account(pool, "bots")
+    channel_id = await pool.fetchval(
+        "INSERT INTO channels (account_id, type, name) VALUES ($1, 'telegram', 'bot') RETURNING id", account_id)
+    await pool.execute(
+        "INSERT INTO media_files (account_id, channel_id, provider_id) VALUES ($1, $2, 'file-1')",
+        account_id, channel_id)
+    await _drain(worker)
+    stored = await _media_row(pool, "stored")
+    assert stored["sha256"] == hashlib.sha256(b"OggS voice").hexdigest()
+    assert stored["mime_type"] == "audio/ogg"
+    assert (tmp_path / stored["storage_path"]).read_bytes() == b"OggS voice"
+    assert fetcher.calls == ["file-1"]
 
 
-async def test_a_stored_call_recording_updates_its_call(db_url, graph, tmp_path):
-    fetcher = StaticFetcher(b"RIFF recording")
-    async with run_server(db_url, whatsapp_api_base=graph.base_url, gateway_media_dir=tmp_path,
-                          extras={"media_worker_config": FAST}, fetchers={ChannelType.ASTERISK: fetcher}) as srv:
-        pool = srv.ctx.pool
-        account_id, key = await create_account(pool, "phones")
-        channel_id = await pool.fetchval(
-            "INSERT INTO channels (account_id, type, name) VALUES ($1, 'asterisk', 'pbx') RETURNING id", account_id)
-        media_id = await pool.fetchval(
-            """INSERT INTO media_files (account_id, channel_id, source_url, mime_type, name)
-               VALUES ($1, $2, '/var/spool/asterisk/monitor/call.wav', 'audio/wav', 'call.wav') RETURNING id""",
-            account_id, channel_id)
-        await pool.execute(
-            """INSERT INTO calls (account_id, channel_id, direction, status, external_id, recording_media_id)
-               VALUES ($1, $2, 'inbound', 'ended', '1741947613.212', $3)""", account_id, channel_id, media_id)
-        srv.ctx.extras["media_worker"].wake()
-        await eventually(lambda: _media_row(pool, "stored"))
-        call = await pool.fetchval("SELECT data FROM events WHERE name = 'call.updated' ORDER BY seq DESC LIMIT 1")
-        assert call["recording"]["status"] == "stored"
-        assert call["recording"]["sha256"] == hashlib.sha256(b"RIFF recording").hexdigest()
-        async with srv.client(key) as owner:
-            served = await owner.get(call["recording"]["url"])
-            assert served.status_code == 200 and served.content == b"RIFF recording"
+async def test_a_stored_call_recording_updates_its_call(db_url, pool, tmp_path):
+    worker = _worker(db_url, pool, tmp_path, {ChannelType.ASTERISK: StaticFetcher(b"RIFF recording")})
+    account_id, _ = await create_account(pool, "phones")
+    channel_id = await pool.fetchval(
+        "INSERT INTO channels (account_id, type, name) VALUES ($1, 'asterisk', 'pbx') RETURNING id", account_id)
+    media_id = await pool.fetchval(
+        """INSERT INTO media_files (account_id, channel_id, source_url, mime_type, name)
+           VALUES ($1, $2, '/var/spool/asterisk/monitor/call.wav', 'audio/wav', 'call.wav') RETURNING id""",
+        account_id, channel_id)
+    await pool.execute(
+        """INSERT INTO calls (account_id, channel_id, direction, status, external_id, recording_media_id)
+           VALUES ($1, $2, 'inbound', 'ended', '1741947613.212', $3)""", account_id, channel_id, media_id)
+    await _drain(worker)
+    call = await pool.fetchval("SELECT data FROM events WHERE name = 'call.updated' ORDER BY seq DESC LIMIT 1")
+    assert call["recording"]["status"] == "stored"
+    assert call["recording"]["sha256"] == hashlib.sha256(b"RIFF recording").hexdigest()
+
+
+async def test_a_channel_type_without_a_fetcher_fails_after_its_attempts_without_blocking_others(
+        db_url, pool, tmp_path):
+    worker = _worker(db_url, pool, tmp_path, {})
+    account_id, _ = await create_account(pool, "nobody")
+    channel_id = await pool.fetchval(
+        "INSERT INTO channels (account_id, type, name) VALUES ($1, 'telegram', 'bot') RETURNING id", account_id)
+    await pool.execute("INSERT INTO media_files (account_id, channel_id, provider_id) VALUES ($1, $2, 'f')",
+                       account_id, channel_id)
+    for _ in range(FAST.max_attempts):
+        await pool.execute("UPDATE media_files SET next_attempt_at = now()")  # skip the backoff wait
+        assert await worker.run_once()
+    failed = await _media_row(pool, "failed")
+    assert failed["attempts"] == FAST.max_attempts and "no media fetcher" in failed["error"]
