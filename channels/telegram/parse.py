@@ -35,13 +35,12 @@ from typing import Any
 from pydantic import ValidationError
 from telegram import Chat, Message, Update
 
-from channels.base import utc_from_epoch
+from channels.telegram._content import date_field, full_name, int_field, message_content, opt_int, opt_str
 from schema.enums import MessageType
 from schema.events import (
     ContactRef,
     ContactUnreachable,
     InboundMessage,
-    MediaRef,
     MessageEdit,
     NormalizedEvent,
     ParsedPayload,
@@ -128,40 +127,10 @@ def _one(event: NormalizedEvent) -> ParsedPayload:
     return ParsedPayload(events=(event,))
 
 
-# -- field checks -------------------------------------------------------------
-
-
-def _int(value: object, field: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise ParseError(f"{field}: expected an integer, got {type(value).__name__}")
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _date(value: object, field: str) -> datetime:
-    # de_json has already turned epoch seconds into aware datetimes; a raw int
-    # means it left the field alone (e.g. 0 for "unknown").
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return utc_from_epoch(value, field=field)
-
-
 def _as_message(value: object, kind: str) -> Message:
     if not isinstance(value, Message):
         raise ParseError(f"{kind}: not a message object")
     return value
-
-
-def _full_name(first: object, last: object) -> str | None:
-    parts = [p for p in (_opt_str(first), _opt_str(last)) if p]
-    return " ".join(parts) or None
 
 
 # -- who ----------------------------------------------------------------------
@@ -171,119 +140,33 @@ def _chat_contact(chat: object) -> tuple[ContactRef, bool]:
     """The conversation's contact and whether the chat is a private one."""
     if not isinstance(chat, Chat):
         raise ParseError("chat is missing")
-    chat_id = _int(chat.id, "chat.id")
+    chat_id = int_field(chat.id, "chat.id")
     if chat.type == Chat.PRIVATE:
-        name = _full_name(chat.first_name, chat.last_name) or _opt_str(chat.username)
+        name = full_name(chat.first_name, chat.last_name) or opt_str(chat.username)
         return ContactRef(external_id=str(chat_id), name=name), True
-    return ContactRef(external_id=str(chat_id), name=_opt_str(chat.title) or _opt_str(chat.username)), False
+    return ContactRef(external_id=str(chat_id), name=opt_str(chat.title) or opt_str(chat.username)), False
 
 
 def _user_sender(user: object) -> SenderRef | None:
-    user_id = _opt_int(getattr(user, "id", None))
+    user_id = opt_int(getattr(user, "id", None))
     if user is None or user_id is None:
         return None
-    name = _full_name(getattr(user, "first_name", None), getattr(user, "last_name", None))
-    return SenderRef(external_id=str(user_id), name=name or _opt_str(getattr(user, "username", None)))
+    name = full_name(getattr(user, "first_name", None), getattr(user, "last_name", None))
+    return SenderRef(external_id=str(user_id), name=name or opt_str(getattr(user, "username", None)))
 
 
 def _message_sender(msg: Message) -> SenderRef | None:
     # Anonymous group admins and channel posts are sent "as" a chat.
     sender_chat = msg.sender_chat
-    chat_id = _opt_int(getattr(sender_chat, "id", None))
+    chat_id = opt_int(getattr(sender_chat, "id", None))
     if sender_chat is not None and chat_id is not None:
-        name = _opt_str(msg.author_signature) or _opt_str(sender_chat.title) or _opt_str(sender_chat.username)
+        name = opt_str(msg.author_signature) or opt_str(sender_chat.title) or opt_str(sender_chat.username)
         return SenderRef(external_id=str(chat_id), name=name)
     return _user_sender(msg.from_user)
 
 
 def _external_id(chat_id: str, message_id: object) -> str:
-    return f"{chat_id}:{_int(message_id, 'message_id')}"
-
-
-# -- what ---------------------------------------------------------------------
-
-
-def _file_ref(obj: object, *, mime_type: str | None = None, name: str | None = None) -> MediaRef:
-    file_id = _opt_str(getattr(obj, "file_id", None))
-    if file_id is None:
-        raise ParseError("a media attachment has no file_id")
-    return MediaRef(
-        provider_id=file_id,
-        mime_type=_opt_str(getattr(obj, "mime_type", None)) or mime_type,
-        name=name,
-        size=_opt_int(getattr(obj, "file_size", None)),
-    )
-
-
-def _largest_photo(sizes: object) -> object:
-    if not isinstance(sizes, tuple | list) or not sizes:
-        raise ParseError("photo: expected a non-empty list of sizes")
-
-    def area(p: object) -> tuple[int, int]:
-        w, h = _opt_int(getattr(p, "width", None)) or 0, _opt_int(getattr(p, "height", None)) or 0
-        return w * h, _opt_int(getattr(p, "file_size", None)) or 0
-
-    return max(sizes, key=area)
-
-
-def _sticker_mime(sticker: Any) -> str:
-    if sticker.is_video is True:
-        return "video/webm"
-    if sticker.is_animated is True:
-        return "application/x-tgsticker"
-    return "image/webp"
-
-
-def _content(msg: Message) -> tuple[MessageType, str | None, tuple[MediaRef, ...], dict[str, Any]]:
-    """Type, human-readable text, media and extra fields of one message."""
-    caption = _opt_str(msg.caption)
-    if msg.text is not None:
-        text = _opt_str(msg.text)
-        return MessageType.TEXT, text, (), {}
-    if msg.animation is not None:  # GIFs also carry a ``document``: check them first
-        return MessageType.VIDEO, caption, (_file_ref(msg.animation, mime_type="video/mp4"),), {"animation": True}
-    if msg.photo:
-        photo = _largest_photo(msg.photo)
-        size = {"width": _opt_int(getattr(photo, "width", None)), "height": _opt_int(getattr(photo, "height", None))}
-        return MessageType.IMAGE, caption, (_file_ref(photo, mime_type="image/jpeg"),), size
-    if msg.video is not None:
-        name = _opt_str(msg.video.file_name)
-        return MessageType.VIDEO, caption, (_file_ref(msg.video, mime_type="video/mp4", name=name),), {}
-    if msg.video_note is not None:
-        return MessageType.VIDEO, caption, (_file_ref(msg.video_note, mime_type="video/mp4"),), {"video_note": True}
-    if msg.voice is not None:
-        return MessageType.AUDIO, caption, (_file_ref(msg.voice, mime_type="audio/ogg"),), {"voice": True}
-    if msg.audio is not None:
-        name = _opt_str(msg.audio.file_name) or _opt_str(msg.audio.title)
-        return MessageType.AUDIO, caption, (_file_ref(msg.audio, mime_type="audio/mpeg", name=name),), {}
-    if msg.document is not None:
-        name = _opt_str(msg.document.file_name)
-        return MessageType.DOCUMENT, caption, (_file_ref(msg.document, name=name),), {}
-    if msg.sticker is not None:
-        ref = _file_ref(msg.sticker, mime_type=_sticker_mime(msg.sticker))
-        return MessageType.STICKER, None, (ref,), {"emoji": _opt_str(msg.sticker.emoji)}
-    if msg.venue is not None:
-        venue = msg.venue
-        text = ", ".join(p for p in (_opt_str(venue.title), _opt_str(venue.address)) if p) or None
-        return MessageType.LOCATION, text, (), _coordinates(venue.location)
-    if msg.location is not None:
-        return MessageType.LOCATION, None, (), _coordinates(msg.location)
-    if msg.contact is not None:
-        c = msg.contact
-        card = {
-            "name": _full_name(c.first_name, c.last_name),
-            "phone": _opt_str(c.phone_number),
-            "user_id": _opt_int(c.user_id),
-        }
-        return MessageType.CONTACTS, None, (), {"contacts": [card]}
-    return MessageType.UNSUPPORTED, caption, (), {}
-
-
-def _coordinates(location: object) -> dict[str, Any]:
-    lat, lon = getattr(location, "latitude", None), getattr(location, "longitude", None)
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
-        raise ParseError("location: latitude/longitude missing")
-    return {"latitude": lat, "longitude": lon}
+    return f"{chat_id}:{int_field(message_id, 'message_id')}"
 
 
 def _reply_to(msg: Message, chat_id: str) -> str | None:
@@ -293,15 +176,15 @@ def _reply_to(msg: Message, chat_id: str) -> str | None:
     # In forum topics every message "replies" to the topic's opening service message.
     if msg.is_topic_message is True and reply.forum_topic_created is not None:
         return None
-    reply_id = _opt_int(reply.message_id)
+    reply_id = opt_int(reply.message_id)
     return f"{chat_id}:{reply_id}" if reply_id is not None else None
 
 
 def _new_message(msg: Message, data: dict[str, Any], update_id: int, kind: str) -> InboundMessage:
     contact, private = _chat_contact(msg.chat)
-    msg_type, text, media, extra = _content(msg)
+    msg_type, text, media, extra = message_content(msg)
     raw_type: object = msg.chat.type
-    chat_type = raw_type.value if isinstance(raw_type, Enum) else _opt_str(raw_type)
+    chat_type = raw_type.value if isinstance(raw_type, Enum) else opt_str(raw_type)
     extra = {k: v for k, v in extra.items() if v is not None}
     extra.update({"update_id": update_id, "chat_type": chat_type})
     if kind == "channel_post":
@@ -314,7 +197,7 @@ def _new_message(msg: Message, data: dict[str, Any], update_id: int, kind: str) 
         text=text,
         media=media,
         reply_to_external_id=_reply_to(msg, contact.external_id),
-        occurred_at=_date(msg.date, "date"),
+        occurred_at=date_field(msg.date, "date"),
         extra=extra,
         # Unsupported kinds keep the whole update so nothing is lost; for the
         # rest ``inbound_events.payload`` already holds it verbatim.
@@ -325,11 +208,11 @@ def _new_message(msg: Message, data: dict[str, Any], update_id: int, kind: str) 
 def _edit(msg: Message) -> MessageEdit:
     contact, _ = _chat_contact(msg.chat)
     edited_at = msg.edit_date if msg.edit_date is not None else msg.date
-    text = _opt_str(msg.text) if msg.text is not None else _opt_str(msg.caption)
+    text = opt_str(msg.text) if msg.text is not None else opt_str(msg.caption)
     return MessageEdit(
         external_id=_external_id(contact.external_id, msg.message_id),
         text=text,
-        edited_at=_date(edited_at, "edit_date"),
+        edited_at=date_field(edited_at, "edit_date"),
     )
 
 
@@ -340,7 +223,7 @@ def _member_change(update: Update) -> ParsedPayload:
     contact, private = _chat_contact(change.chat)
     status = getattr(change.new_chat_member, "status", None)
     if private and status == "kicked":
-        blocked_at = _date(change.date, "date")
+        blocked_at = date_field(change.date, "date")
         return _one(ContactUnreachable(contact=contact, reason="the user blocked the bot", occurred_at=blocked_at))
     # The bot added to or removed from a group, or unblocked: not conversation data.
     return ParsedPayload(ignored=True)
@@ -354,7 +237,7 @@ def _button_title(keyboard_message: object, data: str | None) -> str | None:
     for row in rows:
         for button in row if isinstance(row, tuple | list) else ():
             if getattr(button, "callback_data", None) == data:
-                return _opt_str(getattr(button, "text", None))
+                return opt_str(getattr(button, "text", None))
     return None
 
 
@@ -366,11 +249,11 @@ def _callback(update: Update, data: dict[str, Any], update_id: int, now: datetim
     if keyboard_message is None:  # a button under an inline-mode message: no chat
         return ParsedPayload(ignored=True)
     contact, private = _chat_contact(keyboard_message.chat)
-    query_id = _opt_str(query.id)
+    query_id = opt_str(query.id)
     if query_id is None:
         raise ParseError("callback_query: id missing")
-    callback_data = _opt_str(query.data)
-    reply_to = _opt_int(keyboard_message.message_id)
+    callback_data = opt_str(query.data)
+    reply_to = opt_int(keyboard_message.message_id)
     return _one(
         InboundMessage(
             external_id=f"{contact.external_id}:cb{query_id}",
@@ -392,17 +275,17 @@ def _reaction(update: Update) -> ParsedPayload:
         raise ParseError("message_reaction: not a reaction update")
     contact, _ = _chat_contact(change.chat)
     actor = change.user if change.user is not None else change.actor_chat
-    actor_id = _opt_int(getattr(actor, "id", None))
+    actor_id = opt_int(getattr(actor, "id", None))
     if actor_id is None:
         raise ParseError("message_reaction: no user or actor_chat")
-    emojis = [_opt_str(getattr(r, "emoji", None)) for r in change.new_reaction or ()]
+    emojis = [opt_str(getattr(r, "emoji", None)) for r in change.new_reaction or ()]
     emoji = next((e for e in emojis if e), None)  # custom/paid reactions have no emoji: a removal here
     return _one(
         Reaction(
             external_id=_external_id(contact.external_id, change.message_id),
             emoji=emoji,
             sender=str(actor_id),
-            occurred_at=_date(change.date, "date"),
+            occurred_at=date_field(change.date, "date"),
         )
     )
 
@@ -414,7 +297,7 @@ def _other(update: Update, data: dict[str, Any], update_id: int, now: datetime) 
         user = update.effective_user
     except (AttributeError, TypeError):  # an unknown kind PTB cannot introspect
         chat, user = None, None
-    if not isinstance(chat, Chat) or _opt_int(chat.id) is None:
+    if not isinstance(chat, Chat) or opt_int(chat.id) is None:
         return ParsedPayload(ignored=True)
     contact, private = _chat_contact(chat)
     date = next((getattr(getattr(update, k, None), "date", None) for k in kinds), None)
@@ -424,7 +307,7 @@ def _other(update: Update, data: dict[str, Any], update_id: int, now: datetime) 
             contact=contact,
             sender=None if private else _user_sender(user),
             type=MessageType.UNSUPPORTED,
-            occurred_at=_date(date, "date") if isinstance(date, datetime) else now,
+            occurred_at=date_field(date, "date") if isinstance(date, datetime) else now,
             extra={"update_id": update_id, "update_kind": kinds[0] if kinds else None},
             raw=data,
         )
