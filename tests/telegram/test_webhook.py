@@ -191,3 +191,18 @@ async def test_arbitrary_bodies_with_the_right_secret_never_get_a_500(pool, db_u
         await asyncio.to_thread(run_examples)
     statuses = {r["status"] for r in await pool.fetch("SELECT DISTINCT status FROM inbound_events")}
     assert statuses <= {"processed", "ignored", "failed"}
+
+
+async def test_a_dead_letter_is_replayed_with_the_current_parser(pool, db_url):
+    """As if an older parser had failed on this update: replay stores its message."""
+    from gateway.replay import replay
+
+    channel = await make_telegram_channel(pool)
+    await pool.execute(
+        """INSERT INTO inbound_events (account_id, channel_id, dedup_key, status, error, payload)
+           VALUES ($1, $2, '804211730', 'failed', 'old parser bug', $3)""",
+        channel.account_id, channel.id, fixture_text("text_message"),
+    )
+    (result,) = await replay(pool)
+    assert str(result.status) == "processed"
+    assert await count(pool, "SELECT count(*) FROM messages WHERE external_id = '521937406:1842'") == 1
