@@ -86,9 +86,10 @@ def _now() -> datetime:
 
 
 async def _set_state(ctx: AppContext, channel: ChannelRow, status: str, error: str | None = None) -> None:
-    """What the connection is doing, for operators (``channels.state.ami``); never fatal."""
+    """What the connection is doing and which process holds it (``channels.state.ami``); never fatal."""
+    state = {"status": status, "error": error, "node": ctx.node_id, "at": _now().isoformat()}
     with contextlib.suppress(*_DB_ERRORS):
-        await update_state(ctx.pool, channel.id, {"ami": {"status": status, "error": error, "at": _now().isoformat()}})
+        await update_state(ctx.pool, channel.id, {"ami": state})
 
 
 class _Runner:
