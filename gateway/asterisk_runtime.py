@@ -59,6 +59,14 @@ from schema.events import CallChange
 log = logging.getLogger(__name__)
 
 _DB_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
+# Worth waiting out; any other database error is a bug or bad data, and retrying it would stall the channel.
+_DB_TRANSIENT: tuple[type[BaseException], ...] = (
+    *DB_UNAVAILABLE,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.QueryCanceledError,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class AsteriskOptions:
     stable_after: float = 30.0
     originate_poll: float = 2.0
     originate_max_age: float = 60.0
+    resync_timeout: float = 60.0
 
 
 def options(ctx: AppContext) -> AsteriskOptions:
@@ -199,17 +208,25 @@ class _Runner:
         action_id = f"gw-resync-{self.channel.id}-{self.sessions}"
         reply = await conn.send({"Action": "CoreShowChannels", "ActionID": action_id})
         if reply.get("response", "").lower() != "success":
-            raise AmiConnectionLost(f"CoreShowChannels refused: {reply.get('message')}")
+            # Without the list we cannot tell what ended: close nothing, follow the events.
+            log.warning("asterisk channel %s: CoreShowChannels refused (%s); not reconciling",
+                        self.channel.id, reply.get("message"))
+            return
         listed: list[dict[str, str]] = []
-        while True:
-            event = await conn.next_event()
-            name = event.get("event", "").lower()
-            if event.get("actionid") == action_id and name == "coreshowchannel":
-                listed.append(event)
-            elif event.get("actionid") == action_id and name == "coreshowchannelscomplete":
-                break
-            else:  # happened before the list was taken: older than it
-                await self._apply(self.tracker.feed(event, _now()))
+        try:
+            async with asyncio.timeout(self.opts.resync_timeout):
+                while True:
+                    event = await conn.next_event()
+                    name = event.get("event", "").lower()
+                    if event.get("actionid") == action_id and name == "coreshowchannel":
+                        listed.append(event)
+                    elif event.get("actionid") == action_id and name == "coreshowchannelscomplete":
+                        break
+                    else:  # happened before the list was taken: older than it
+                        await self._apply(self.tracker.feed(event, _now()))
+        except TimeoutError:
+            conn.abort("CoreShowChannels list did not complete")
+            raise AmiConnectionLost("CoreShowChannels list did not complete in time") from None
         at = _now()
         await self._apply(self.tracker.resync(listed, at=at, lost_at=self.lost_at))
         stale = await self._db(open_calls, self.ctx.pool, self.channel.id)
@@ -282,14 +299,19 @@ class _Runner:
             return
         events = [CallChange(call=s) for s in snapshots]
         async with self._apply_lock:
-            await self._db(apply_and_publish, self.ctx, channel=self.channel, events=events)
+            try:
+                await self._db(apply_and_publish, self.ctx, channel=self.channel, events=events)
+            except asyncpg.PostgresError:
+                # Not transient: keep the channel flowing; reconciliation repairs the state on the next connect.
+                log.exception("asterisk channel %s: call change not stored: %s", self.channel.id, snapshots)
 
     async def _db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a database step, waiting out outages (the AMI socket stops being read meanwhile)."""
         delay = 0.2
         while True:
             try:
                 return await fn(*args, **kwargs)
-            except _DB_ERRORS as exc:
+            except _DB_TRANSIENT as exc:
                 log.warning("asterisk channel %s: database error %r; retrying in %.1fs", self.channel.id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

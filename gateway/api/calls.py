@@ -44,8 +44,6 @@ from inbox.originates import request_click_to_call
 from schema.enums import CallDirection, CallStatus, ChannelType
 
 _NUMBER = re.compile(r"\+?\d{3,20}")
-# The AMI connection says it cannot place calls now: better a 503 at once than a call that never rings.
-_DOWN = {"auth_failed", "unreachable", "disconnected", "invalid_config"}
 
 
 class CallCreate(BaseModel):
@@ -92,7 +90,12 @@ async def get_call(request: Request) -> Response:
 
 
 async def create_call(request: Request) -> Response:
-    """Click-to-call: 202 with the call (``outbound``, ``ringing``)."""
+    """Click-to-call: 202 with the call (``outbound``, ``ringing``).
+
+    503 when the channel's AMI connection is not up (as its holder last recorded): better an
+    answer at once than a call that never rings. A request nobody places within a minute
+    ends as ``failed``.
+    """
     who = await principal(request)
     body = await body_model(request, CallCreate)
     ctx = ctx_of(request)
@@ -113,9 +116,9 @@ async def create_call(request: Request) -> Response:
         if config.agents().agent_of(device) is None:
             raise ApiError(422, "validation_error", f"agent: {device} does not match the channel's agent_pattern")
         ami = (channel.state or {}).get("ami") or {}
-        if ami.get("status") in _DOWN:
-            raise ApiError(503, "asterisk_unavailable",
-                           f"the AMI connection is {ami.get('status')}: {ami.get('error') or 'no detail'}")
+        if ami.get("status") != "connected":
+            detail = f"{ami['status']}: {ami.get('error') or 'no detail'}" if ami.get("status") else "not up yet"
+            raise ApiError(503, "asterisk_unavailable", f"the AMI connection is {detail}; retry later")
         async with conn.transaction():
             call_id, pending = await request_click_to_call(
                 conn, channel=channel, agent=body.agent, to_number=to_number, at=datetime.now(UTC)

@@ -174,3 +174,24 @@ async def test_two_gateway_processes_share_one_pbx_and_apply_each_event_once(db_
     finally:
         for stack in stacks.values():
             await stack.aclose()
+
+
+async def test_click_to_call_answers_503_while_the_ami_connection_is_down(db_url):
+    async with serve(db_url) as srv, FakeAmiServer() as pbx:
+        _, key = await create_account(srv.ctx.pool, "acme")
+        async with srv.client(key) as http:
+            channel_id = (await http.post("/api/v1/channels", json=ami_channel(pbx))).json()["id"]
+            await pbx.wait_until(lambda: pbx.core_show_channels >= 1)
+            pbx.secret = "rotated"  # the PBX changed the password: every new login is refused
+            pbx.drop()
+
+            async def refused():
+                state = await srv.ctx.pool.fetchval("SELECT state FROM channels WHERE id = $1", channel_id)
+                return state["ami"]["status"] == "auth_failed"
+
+            await eventually(refused)
+            r = await http.post("/api/v1/calls", json={"channel_id": channel_id, "agent": "1001",
+                                                       "to_number": "+15551234567"})
+            assert r.status_code == 503 and r.json()["error"]["code"] == "asterisk_unavailable"
+            assert "auth_failed" in r.json()["error"]["message"]
+            assert await srv.ctx.pool.fetchval("SELECT count(*) FROM calls") == 0
