@@ -221,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"bench.ingest: {exc}", file=sys.stderr)
         return 1
+    # Written first: a closed stdout (``| head``) must not lose the run.
+    path = write_result(args.results_dir, result)
     for line in lines(result):
         print(line, flush=True)
-    path = write_result(args.results_dir, result)
     try:
         shown = path.relative_to(Path.cwd())
     except ValueError:

@@ -82,8 +82,10 @@ class CpuMeter:
 
 
 class WaitSampler:
-    """What the database's active backends wait on, sampled every ``interval`` seconds
-    (``pg_stat_activity``): row locks here mean writers queue on one account's ``last_seq``."""
+    """What the database's busy backends are doing, sampled every ``interval`` seconds from
+    ``pg_stat_activity``: ``Lock:transactionid`` is a writer queued behind another's row lock (one
+    account's ``last_seq``, a conversation); ``idle in transaction`` is a transaction waiting for
+    the gateway to send its next statement."""
 
     def __init__(self, dsn: str, database: str, interval: float = 0.1) -> None:
         self.dsn = dsn
@@ -97,9 +99,13 @@ class WaitSampler:
         try:
             while True:
                 rows = await conn.fetch(
-                    """SELECT coalesce(wait_event_type || ':' || wait_event, 'on CPU') AS w, count(*) AS n
+                    """SELECT CASE WHEN state = 'active'
+                                   THEN coalesce(wait_event_type || ':' || wait_event, 'on CPU')
+                                   ELSE 'idle in transaction' END AS w,
+                              count(*) AS n
                        FROM pg_stat_activity
-                       WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()
+                       WHERE datname = $1 AND state IN ('active', 'idle in transaction')
+                         AND pid <> pg_backend_pid()
                        GROUP BY 1""",
                     self.database,
                 )
@@ -111,7 +117,7 @@ class WaitSampler:
             await conn.close()
 
     def mean_backends(self) -> dict[str, float]:
-        """Average number of active backends in each wait state."""
+        """Average number of backends in each state."""
         if not self.samples:
             return {}
         ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])
