@@ -23,17 +23,16 @@ Call-event keys are built from Asterisk ids, so feeding the same events again
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from channels.asterisk._state import Call, Channel, Originate, cause_name, originate_disposition, seconds
-from channels.asterisk.config import AgentMatcher, AsteriskConfig, clean_caller_id, normalize_number, unescape
+from channels.asterisk._book import CallBook
+from channels.asterisk._state import Call, Originate, cause_name, originate_disposition, seconds
+from channels.asterisk.config import AsteriskConfig, clean_caller_id, normalize_number, unescape
 from schema.calls import CallEventRecord, CallSnapshot
-from schema.enums import CallDirection, CallDisposition, CallStatus
+from schema.enums import CallDisposition, CallStatus
 
 ORIGINATE_ACTION_PREFIX = "gw-originate-"
-_CREATING = {"newchannel", "newstate", "dialbegin", "bridgeenter", "coreshowchannel"}
 
 
 def event_time(event: Mapping[str, str], received_at: datetime) -> datetime:
@@ -62,18 +61,7 @@ def _age(duration: str | None) -> timedelta:
     return timedelta(seconds=total)
 
 
-class CallTracker:
-    def __init__(self, *, agent_pattern: str, inbound_contexts: Iterable[str], remember_ended: int = 2000) -> None:
-        self._agents = AgentMatcher(agent_pattern)
-        self._inbound = frozenset(inbound_contexts)
-        self._channels: dict[str, Channel] = {}
-        self._calls: dict[str, Call] = {}
-        self._bridges: dict[str, dict[str, None]] = {}  # bridge id -> member uniqueids, in entry order
-        self._originates: dict[str, Originate] = {}
-        self._ended: OrderedDict[str, Call] = OrderedDict()
-        self._remember = remember_ended
-        self._touched: dict[int, Call] = {}
-
+class CallTracker(CallBook):
     @classmethod
     def from_config(cls, config: AsteriskConfig) -> CallTracker:
         return cls(agent_pattern=config.agent_pattern, inbound_contexts=config.inbound_contexts)
@@ -109,19 +97,6 @@ class CallTracker:
             call.hangup_cause = "originate_failed"
             self._end(call, at)
         return self._flush()
-
-    def _synthetic(self, orig: Originate) -> Call:
-        """A click-to-call that never produced a channel."""
-        return Call(
-            linkedid=orig.originate_id,
-            originator=orig.originate_id,
-            direction=CallDirection.OUTBOUND,
-            started_at=orig.requested_at,
-            originate=orig,
-            from_number=orig.agent,
-            to_number=orig.to_number,
-            agent=orig.agent,
-        )
 
     # --- the event stream ---------------------------------------------------------------------
 
@@ -397,162 +372,4 @@ class CallTracker:
                     }
                 )
             )
-        return out
-
-    # --- internals ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _tech(ch: Channel | None) -> str:
-        return ch.name.split("/", 1)[0] if ch is not None and "/" in ch.name else "PJSIP"
-
-    def _touch(self, call: Call) -> Call:
-        self._touched[id(call)] = call
-        return call
-
-    def _call_of(self, ch: Channel | None) -> Call | None:
-        if ch is None:
-            return None
-        call = self._calls.get(ch.linkedid)
-        if call is None:
-            ended = self._ended.get(ch.linkedid)
-            return self._touch(ended) if ended is not None and ch.uniqueid in ended.channels else None
-        return self._touch(call)
-
-    def _channel(self, e: Mapping[str, str], prefix: str, at: datetime, *, create: bool) -> Channel | None:
-        uid = e.get(f"{prefix}uniqueid")
-        if not uid or uid == "<null>":
-            return None
-        linkedid = e.get(f"{prefix}linkedid") or uid
-        ch = self._channels.get(uid)
-        if ch is None:
-            name = e.get("event", "").lower()
-            if not create or name not in _CREATING or (linkedid in self._ended and linkedid not in self._calls):
-                return None
-            ch = Channel(uid, e.get(f"{prefix}channel", ""), linkedid, None, at)
-            ch.agent = self._agents.agent_of(ch.name)
-            self._update(ch, e, prefix)
-            self._channels[uid] = ch
-            self._attach(ch, at)
-            return ch
-        self._update(ch, e, prefix)
-        if linkedid != ch.linkedid:
-            self._move(ch, linkedid, at)
-        return ch
-
-    @staticmethod
-    def _update(ch: Channel, e: Mapping[str, str], prefix: str) -> None:
-        if e.get(f"{prefix}channel"):
-            ch.name = e[f"{prefix}channel"]
-        for attr, key in (("context", "context"), ("exten", "exten")):
-            if e.get(prefix + key):
-                setattr(ch, attr, e[prefix + key])
-        if f"{prefix}calleridnum" in e:
-            ch.caller_num = e[f"{prefix}calleridnum"]
-        if f"{prefix}calleridname" in e:
-            ch.caller_name = e[f"{prefix}calleridname"]
-        state = e.get(f"{prefix}channelstate")
-        if state:
-            ch.up = state == "6"
-            ch.was_up = ch.was_up or ch.up
-
-    def _attach(self, ch: Channel, at: datetime) -> None:
-        call = self._calls.get(ch.linkedid)
-        if call is None:
-            call = self._new_call(ch, at)
-            self._calls[ch.linkedid] = call
-            self._ended.pop(ch.linkedid, None)
-        self._touch(call)
-        call.channels[ch.uniqueid] = ch
-        if ch.uniqueid == call.originator:
-            return
-        if ch.agent is None and call.direction != CallDirection.INBOUND:
-            call.party = call.party or ch.uniqueid
-            if not call.direction_settled:
-                call.direction, call.direction_settled = CallDirection.OUTBOUND, True
-                call.to_number = call.to_number or normalize_number(ch.caller_num)
-        elif ch.agent is not None and not call.direction_settled:
-            call.direction, call.direction_settled = CallDirection.INTERNAL, True
-            call.to_number = ch.agent
-
-    def _new_call(self, ch: Channel, at: datetime) -> Call:
-        orig = self._originates.get(ch.linkedid) or self._originates.get(ch.uniqueid)
-        call = Call(linkedid=ch.linkedid, originator=ch.uniqueid, direction=CallDirection.INBOUND, started_at=at)
-        if orig is not None:
-            call.direction, call.originate = CallDirection.OUTBOUND, orig
-            call.from_number, call.to_number, call.agent = orig.agent, orig.to_number, orig.agent
-        elif ch.agent is not None:
-            call.from_number, call.party = ch.agent, ch.uniqueid
-            if self._agents.is_agent_extension(self._tech(ch), ch.exten):
-                call.direction, call.to_number = CallDirection.INTERNAL, ch.exten
-            elif normalize_number(ch.exten) and (normalize_number(ch.exten) or "").lstrip("+").isdigit():
-                call.direction, call.to_number = CallDirection.OUTBOUND, normalize_number(ch.exten)
-                call.party = None  # the customer is whoever the agent reaches
-            else:
-                call.direction, call.direction_settled = CallDirection.INTERNAL, False
-        else:
-            # A caller from outside: an inbound context, or a context we were not told about.
-            call.party = ch.uniqueid
-            call.from_number = normalize_number(ch.caller_num)
-            call.to_number = normalize_number(ch.exten) if ch.exten not in ("", "s") else None
-            call.caller_name = unescape(clean_caller_id(ch.caller_name))
-        return call
-
-    def _move(self, ch: Channel, linkedid: str, at: datetime) -> None:
-        """Asterisk rewrote this channel's Linkedid (bridges merged): it now belongs to that call."""
-        old = self._calls.get(ch.linkedid)
-        if old is not None:
-            old.channels.pop(ch.uniqueid, None)
-            self._touch(old)
-        ch.linkedid = linkedid
-        self._attach(ch, at)
-        if old is not None and not old.live_channels and old.ended_at is None:
-            old.hangup_cause = old.hangup_cause or "merged"
-            old.add_event("merged", at, f"merged:{old.linkedid}:{linkedid}", into=linkedid)
-            self._end(old, at)
-
-    def _check_answer(self, call: Call, bridge: str, at: datetime, *, estimated: bool = False) -> None:
-        """``estimated``: rebuilt after a reconnect, the answer time is unknown; the agent channel's age bounds it."""
-        members = [self._channels[u] for u in self._bridges.get(bridge, {}) if u in self._channels]
-        if call.party is None or not any(m.uniqueid == call.party for m in members):
-            return
-        agents = [m for m in members if m.agent is not None and m.uniqueid != call.party]
-        if not agents:
-            return
-        agent = agents[-1]  # the latest to enter
-        if call.answered_at is None:
-            call.answered_at = max(agent.created_at, call.started_at) if estimated else at
-        if call.agent_channel != agent.uniqueid:
-            call.agent, call.agent_channel = agent.agent, agent.uniqueid
-        call.add_event("answered", at, f"answered:{agent.uniqueid}:{bridge}", agent=agent.agent)
-
-    def _end(self, call: Call, at: datetime) -> None:
-        if call.ended_at is not None:
-            return
-        call.ended_at = max(at, call.started_at)
-        call.add_event(
-            "hangup", at, f"hangup:{call.linkedid}", cause=call.hangup_cause, disposition=str(call.disposition())
-        )
-        self._touch(call)
-
-    def _flush(self) -> list[CallSnapshot]:
-        out: list[CallSnapshot] = []
-        for call in self._touched.values():
-            snap = call.snapshot()
-            if snap != call.last:
-                out.append(snap)
-                call.last = snap
-            if call.ended_at is None:
-                continue
-            if self._calls.get(call.linkedid) is call:
-                del self._calls[call.linkedid]
-                for uid in list(call.channels):
-                    self._channels.pop(uid, None)
-            # Kept a while: late events (an OriginateResponse after the Hangup) still find the call.
-            self._ended[call.linkedid] = call
-            self._ended.move_to_end(call.linkedid)
-            while len(self._ended) > self._remember:
-                self._ended.popitem(last=False)
-            if call.originate is not None:
-                self._originates.pop(call.originate.originate_id, None)
-        self._touched = {}
         return out

@@ -281,3 +281,31 @@ def test_close_missing_ends_open_database_calls_that_asterisk_no_longer_lists():
         assert c.disposition == CallDisposition.FAILED
         assert [e.type for e in c.events] == ["reconciled"]
     assert "not retried" in closed[1].events[0].data["reason"]
+
+
+def test_an_agent_reached_through_unoptimised_local_channels_answers_the_caller():
+    caller = channel("PJSIP/carrier-00000900", "1741961100.1", "1741961100.1", num="+14155550100",
+                     context="from-carrier", exten="15105550100", state="6")
+    l1 = channel("Local/1001@agents-00000007;1", "1741961100.2", "1741961100.1", num="1001")
+    l2 = channel("Local/1001@agents-00000007;2", "1741961100.3", "1741961100.1", num="1001")
+    agent = channel("PJSIP/1001-00000901", "1741961100.4", "1741961100.1", num="1001")
+    events = [
+        event("Newchannel", caller), event("Newchannel", l1), event("Newchannel", l2),
+        event("DialBegin", caller, dest(l1)), event("Newchannel", agent), event("DialBegin", l2, dest(agent)),
+        event("DialEnd", l2, dest(with_state(agent, "6")), DialStatus="ANSWER"),
+        event("DialEnd", caller, dest(with_state(l1, "6")), DialStatus="ANSWER"),
+        bridge_enter("br-q1", caller), bridge_enter("br-q1", with_state(l1, "6")),
+        bridge_enter("br-q2", with_state(l2, "6")),
+    ]
+    before_agent = replay(wire(events)).final()["1741961100.1"]
+    assert before_agent.answered_at is None  # a Local channel is not an agent
+    events.append(bridge_enter("br-q2", with_state(agent, "6")))
+    call = replay(wire(events)).final()["1741961100.1"]
+    assert call.agent == "1001" and call.status == CallStatus.IN_PROGRESS
+
+
+def test_an_inbound_context_wins_over_a_channel_name_that_looks_like_an_agent():
+    trunk = channel("PJSIP/1999-00000a00", "1741961200.1", "1741961200.1", num="+14155550100",
+                    context="from-carrier", exten="15105550100", state="4")
+    call = replay(wire([event("Newchannel", trunk)])).final()["1741961200.1"]
+    assert call.direction == CallDirection.INBOUND and call.from_number == "+14155550100"
