@@ -112,12 +112,11 @@ class ChannelSupervisor:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LEASE_NAMESPACE, channel.id):
                 return  # another node runs it
             log.info("node %s runs channel %s (%s)", self.ctx.node_id, channel.id, channel.type)
-            runner = asyncio.create_task(self.ctx.runners[channel.type](self.ctx, channel))
+            runner = asyncio.ensure_future(self.ctx.runners[channel.type](self.ctx, channel))
             while True:
                 done, _ = await asyncio.wait({runner}, timeout=self.interval)
                 if done:
-                    exc = runner.exception()
-                    log.error("runner of channel %s stopped", channel.id, exc_info=exc)
+                    log.error("runner of channel %s stopped", channel.id, exc_info=runner.exception())
                     self._backoff(channel.id)
                     return
                 # Proves the lease is still ours; raises when the connection is gone.

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from gateway.context import AppContext
 from inbox.channels import ChannelRow
+from inbox.db import acquire
 from inbox.eventlog import EventRecord
 from inbox.ingest import IngestResult, apply_events, ingest_payload
 from schema.events import NormalizedEvent, ParsedPayload, ParseError
@@ -29,7 +30,7 @@ async def ingest(
 async def apply_and_publish(
     ctx: AppContext, *, channel: ChannelRow, events: Sequence[NormalizedEvent]
 ) -> list[EventRecord]:
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with acquire(ctx.pool) as conn, conn.transaction():
         records = await apply_events(conn, channel=channel, events=events)
     await ctx.broker.publish(records)
     return records

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import asyncpg
 
@@ -23,3 +25,10 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwar
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection, **kwargs)
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection, typed as a connection (the pool hands out look-alike proxies)."""
+    async with pool.acquire() as conn:
+        yield cast(asyncpg.Connection, conn)

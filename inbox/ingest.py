@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from inbox.channels import ChannelRow, find_by_provider_key, get_channel_any_account
+from inbox.db import acquire
 from inbox.eventlog import EventRecord, PendingEvent, append
 from inbox.messages import apply_message, apply_pending, apply_unreachable, apply_update
 from schema.enums import InboundStatus
@@ -127,7 +128,7 @@ async def ingest_payload(
     dedup_key: str | None,
     parsed: ParsedPayload | ParseError,
 ) -> IngestResult:
-    async with pool.acquire() as conn, conn.transaction():
+    async with acquire(pool) as conn, conn.transaction():
         inbound_id = await conn.fetchval(
             """INSERT INTO inbound_events (account_id, channel_id, dedup_key, status, payload)
                VALUES ($1, $2, $3, 'processed', $4)
@@ -166,7 +167,7 @@ async def replay_failed(
     )
     results: list[IngestResult] = []
     for row in rows:
-        async with pool.acquire() as conn, conn.transaction():
+        async with acquire(pool) as conn, conn.transaction():
             locked = await conn.fetchrow(
                 "SELECT payload FROM inbound_events WHERE id = $1 AND status = 'failed' FOR UPDATE SKIP LOCKED",
                 row["id"],

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import asyncpg
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,6 +23,7 @@ from starlette.responses import JSONResponse
 from gateway.context import AppContext
 from gateway.http import ApiError, read_json, require_principal
 from inbox.accounts import Principal
+from inbox.db import acquire
 from inbox.eventlog import EventRecord
 from schema.enums import ApiKeyRole
 
@@ -37,11 +36,7 @@ _MAX_ID = 2**63 - 1
 M = TypeVar("M", bound=BaseModel)
 
 
-@contextlib.asynccontextmanager
-async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    # A pool hands out proxies that behave as connections but are typed apart.
-    async with pool.acquire() as conn:
-        yield cast(asyncpg.Connection, conn)
+connection = acquire
 
 
 async def publish(ctx: AppContext, records: Sequence[EventRecord]) -> None:
