@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -147,3 +149,29 @@ def test_backoff_never_allows_more_than_six_attempts_in_thirty_seconds(randoms):
         times.append(times[-1] + b.next_delay())
     for start in times:
         assert sum(1 for t in times if start <= t < start + 30) <= 6
+
+
+async def test_the_recorded_login_failure_is_an_auth_error():
+    """login_failed.ami as on the wire (banner, Response: Error, then the server closes)."""
+    from tests.fakes.ami_server import FIXTURES
+
+    raw = (FIXTURES / "login_failed.ami").read_bytes()
+    banner, _, reply = raw.partition(b"\r\n")
+
+    async def replay(reader, writer):
+        writer.write(banner + b"\r\n")
+        action = await reader.readuntil(b"\r\n\r\n")
+        action_id = next(line.split(b": ", 1)[1] for line in action.split(b"\r\n") if line.startswith(b"ActionID"))
+        writer.write(reply.replace(b"gw-login-9", action_id))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(replay, "127.0.0.1", 0)
+    try:
+        conn = AmiConnection(host="127.0.0.1", port=server.sockets[0].getsockname()[1], username="gateway",
+                             secret="wrong", connect_timeout=5, action_timeout=5)
+        with pytest.raises(AmiAuthError, match="Authentication failed"):
+            await conn.open()
+    finally:
+        server.close()
+        await server.wait_closed()
