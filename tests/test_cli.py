@@ -54,16 +54,17 @@ async def test_an_empty_account_name_is_refused(db_url):
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "name"),
+    ("verb", "setting", "value", "name"),
     [
-        ("GATEWAY_PORT", "abc", "GATEWAY_PORT"),
-        ("GATEWAY_PORT", "70000", "GATEWAY_PORT"),
-        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
-        ("REDIS_URL", "http://localhost", "REDIS_URL"),
+        (["migrate"], "GATEWAY_PORT", "abc", "GATEWAY_PORT"),
+        (["migrate"], "GATEWAY_PORT", "70000", "GATEWAY_PORT"),
+        (["migrate"], "DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        (["migrate"], "REDIS_URL", "http://localhost", "REDIS_URL"),
+        (["serve"], "GATEWAY_PORT", "abc", "GATEWAY_PORT"),
+        (["account", "create", "x"], "DATABASE_URL", "mysql://x", "DATABASE_URL"),
     ],
 )
-@pytest.mark.parametrize("verb", [["serve"], ["migrate"], ["account", "create", "x"]])
-async def test_a_wrong_setting_fails_with_one_line_and_exit_code_2(setting, value, name, verb):
+async def test_a_wrong_setting_fails_with_one_line_and_exit_code_2(verb, setting, value, name):
     done = await run_cli(*verb, **{setting: value})
 
     assert done.returncode == 2
