@@ -40,6 +40,17 @@ class AsteriskConfig(BaseModel):
             raise ValueError(f"agent_pattern is not a valid regular expression: {exc}") from exc
         return value
 
+    @field_validator("originate_channel")
+    @classmethod
+    def _names_the_agent(cls, value: str) -> str:
+        try:
+            filled = value.format(agent="1001")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError("originate_channel may only use the {agent} placeholder") from exc
+        if "{agent}" not in value or "/" not in filled:
+            raise ValueError("originate_channel must look like PJSIP/{agent}")
+        return value
+
     @field_validator("inbound_contexts", mode="before")
     @classmethod
     def _list_of_names(cls, value: Any) -> Any:

@@ -64,3 +64,4 @@ async def test_a_recorded_call_ends_with_its_recording_stored_and_served(db_url,
             assert call["recording"]["mime_type"] == "audio/wav"
             served = await http.get(call["recording"]["url"])
             assert served.status_code == 200 and served.content == b"RIFF recorded call"
+
