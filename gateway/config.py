@@ -53,6 +53,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// (e.g. redis://127.0.0.1:6379/0)")
         return value
 
+    @field_validator("gateway_log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        # Checked here so a typo fails at start with one line, not inside logging/uvicorn.
+        if value.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
+            raise ValueError("must be one of critical, error, warning, info, debug, trace")
+        return value.lower()
+
     @property
     def media_dir(self) -> Path:
         return self.gateway_media_dir or self.gateway_data_dir / "media"

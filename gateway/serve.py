@@ -125,7 +125,7 @@ class _StopSignals:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=level.upper(),
+        level=logging.DEBUG if level == "trace" else level.upper(),  # "trace" is uvicorn's own level
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # pgserver logs every pg_ctl command line and its full output at INFO.

@@ -61,6 +61,7 @@ async def test_an_empty_account_name_is_refused(db_url):
         (["migrate"], "DATABASE_URL", "mysql://x", "DATABASE_URL"),
         (["migrate"], "REDIS_URL", "http://localhost", "REDIS_URL"),
         (["serve"], "GATEWAY_PORT", "abc", "GATEWAY_PORT"),
+        (["serve"], "GATEWAY_LOG_LEVEL", "loud", "GATEWAY_LOG_LEVEL"),
         (["account", "create", "x"], "DATABASE_URL", "mysql://x", "DATABASE_URL"),
     ],
 )
