@@ -88,7 +88,12 @@ class EmbeddedPostgres:
 
     def _start_sync(self) -> Any:
         pgserver = _import_pgserver()
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EmbeddedPostgresError(
+                f"cannot create the data directory {self.pgdata.parent} (GATEWAY_DATA_DIR): {exc.strerror}"
+            ) from exc
         if self.pgdata.exists():
             _prune_dead_handles(self.pgdata)
         try:

@@ -145,3 +145,14 @@ async def test_replay_with_nothing_dead_lettered_says_so(db_url):
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == "no dead letters to replay\n"
+
+
+async def test_an_unusable_data_dir_fails_with_one_line_and_exit_code_1(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    done = await run_cli("migrate", GATEWAY_DATA_DIR=str(blocker / "data"))
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("inbox-gateway: cannot create the data directory")
+    assert done.stderr.count("\n") == 1
