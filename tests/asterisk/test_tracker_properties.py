@@ -79,3 +79,24 @@ def test_a_stream_cut_anywhere_parses_to_the_same_messages(cuts):
 def test_unescape_undoes_backslash_escaping(name):
     escaped = name.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
     assert unescape(escaped) == name
+
+
+ALL_EVENTS = [e for name in [*TRACES, "reconnect_midcall.ami"] for e in events_of(name)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(range(len(ALL_EVENTS))), max_size=120))
+def test_any_jumble_of_lost_repeated_or_reordered_events_never_breaks_the_tracker(picks):
+    """A stream we did not expect (missed or repeated events) must not stop the channel."""
+    r = replay([ALL_EVENTS[i] for i in picks], start=T)
+    for call in r.snapshots:
+        assert isinstance(call.external_id, str)
+        if call.status == "ended":
+            assert call.ended_at is not None and call.disposition is not None
+            assert 0 <= (call.billsec or 0) <= (call.duration or 0)
+        else:
+            assert call.ended_at is None and call.disposition is None
+        if call.disposition == "answered":
+            assert call.agent is not None and call.answered_at is not None
+        keys = [e.key for e in call.events]
+        assert len(keys) == len(set(keys))
