@@ -41,6 +41,7 @@ _RANK = {CallStatus.RINGING: 0, CallStatus.IN_PROGRESS: 1, CallStatus.ENDED: 2}
 _MERGED = ("status", "disposition", "agent", "external_id", "originate_id", "from_number", "to_number",
            "caller_name", "started_at", "answered_at", "ended_at", "duration", "billsec", "hangup_cause")
 _PHONE = re.compile(r"\+?\d{3,20}")
+_AUDIO = {".wav": "audio/wav", ".wav49": "audio/wav", ".gsm": "audio/gsm", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
 
 CALL_SELECT = """
     SELECT c.id, c.conversation_id, c.channel_id, c.contact_id, c.direction, c.from_number, c.to_number,
@@ -231,9 +232,7 @@ async def _insert(
 
 async def _link_recording(conn: asyncpg.Connection, channel: ChannelRow, call_id: int, path: str) -> bool:
     name = posixpath.basename(path) or None
-    mime, _ = mimetypes.guess_type(path)
-    if path.endswith(".wav"):
-        mime = "audio/wav"
+    mime = _AUDIO.get(posixpath.splitext(path)[1].lower()) or mimetypes.guess_type(path)[0]
     # Not fetched while MixMonitor still writes it: released when the call ends.
     media_id = await conn.fetchval(
         """INSERT INTO media_files (account_id, channel_id, mime_type, name, source_url, next_attempt_at)
