@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from channels.asterisk.backoff import Backoff
 from channels.asterisk.config import AsteriskConfig
 from channels.asterisk.connection import (
+    RECEIVED_AT,
     AmiActionUnknown,
     AmiAuthError,
     AmiConnectError,
@@ -92,6 +93,13 @@ def options(ctx: AppContext) -> AsteriskOptions:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _received(event: dict[str, str]) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(event[RECEIVED_AT]), UTC)
+    except (KeyError, ValueError):
+        return _now()
 
 
 async def _set_state(ctx: AppContext, channel: ChannelRow, status: str, error: str | None = None) -> None:
@@ -185,7 +193,7 @@ class _Runner:
             placer.add_done_callback(placer_done)
             while True:
                 event = await conn.next_event()
-                await self._apply(self.tracker.feed(event, _now()))
+                await self._apply(self.tracker.feed(event, _received(event)))
         finally:
             for task in (pinger, placer):
                 if task is not None:
@@ -223,7 +231,7 @@ class _Runner:
                     elif event.get("actionid") == action_id and name == "coreshowchannelscomplete":
                         break
                     else:  # happened before the list was taken: older than it
-                        await self._apply(self.tracker.feed(event, _now()))
+                        await self._apply(self.tracker.feed(event, _received(event)))
         except TimeoutError:
             conn.abort("CoreShowChannels list did not complete")
             raise AmiConnectionLost("CoreShowChannels list did not complete in time") from None

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,8 @@ from channels.asterisk.codec import AmiMessage, normalize
 log = logging.getLogger(__name__)
 
 _action_ids = itertools.count(1)
+# Added to every event: the epoch seconds it was received (Asterisk sends no such header).
+RECEIVED_AT = "_received_at"
 _PAUSE_AT = 10_000  # queued events before we stop reading the socket
 _RESUME_AT = 1_000
 
@@ -188,7 +191,8 @@ class AmiConnection:
             raise AmiConnectionLost(self.lost_reason or "ping timeout") from exc
 
     async def next_event(self) -> AmiMessage:
-        """The next event in wire order; ``AmiConnectionLost`` once the session is over and drained."""
+        """The next event in wire order (with ``RECEIVED_AT``); ``AmiConnectionLost`` once the session is over and
+        drained."""
         item = await self._events.get()
         if self._paused and self._events.qsize() < _RESUME_AT and self._transport is not None:
             self._paused = False
@@ -222,6 +226,8 @@ class AmiConnection:
     def _on_message(self, message: Any) -> None:
         msg = normalize(message)
         if "event" in msg:
+            # When it came off the wire, not when a (possibly busy) reader gets to it.
+            msg[RECEIVED_AT] = repr(time.time())
             self._events.put_nowait(msg)
             if self._events.qsize() >= _PAUSE_AT and self._transport is not None and not self._paused:
                 self._paused = True
