@@ -193,7 +193,7 @@ class _Runner:
             placer.add_done_callback(placer_done)
             while True:
                 event = await conn.next_event()
-                await self._apply(self.tracker.feed(event, _received(event)))
+                await self._apply(self._feed(event))
         finally:
             for task in (pinger, placer):
                 if task is not None:
@@ -201,6 +201,14 @@ class _Runner:
                     with contextlib.suppress(asyncio.CancelledError, AmiError):
                         await task
             self.lost_at = self.lost_at or _now()
+
+    def _feed(self, event: dict[str, str]) -> list[CallSnapshot]:
+        try:
+            return self.tracker.feed(event, _received(event))
+        except Exception:
+            # A tracker bug on one odd event must not stop the channel; reconnects reconcile.
+            log.exception("asterisk channel %s: event not understood: %s", self.channel.id, event)
+            return []
 
     async def _pinger(self, conn: AmiConnection) -> None:
         while True:
@@ -231,7 +239,7 @@ class _Runner:
                     elif event.get("actionid") == action_id and name == "coreshowchannelscomplete":
                         break
                     else:  # happened before the list was taken: older than it
-                        await self._apply(self.tracker.feed(event, _received(event)))
+                        await self._apply(self._feed(event))
         except TimeoutError:
             conn.abort("CoreShowChannels list did not complete")
             raise AmiConnectionLost("CoreShowChannels list did not complete in time") from None
@@ -248,6 +256,7 @@ class _Runner:
 
     async def _place_calls(self, conn: AmiConnection) -> None:
         while True:
+            self.wake.clear()  # before looking: a NOTIFY from now on is not missed
             expired = await self._db(originates.expire_stale, self.ctx.pool, self.channel.id,
                                      self.opts.originate_max_age)
             for request in expired:
@@ -257,7 +266,6 @@ class _Runner:
             if request is not None:
                 await self._originate(conn, request)
                 continue
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.opts.originate_poll)
 
