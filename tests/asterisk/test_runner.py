@@ -236,3 +236,19 @@ async def test_a_refused_originate_ends_the_call_as_failed_with_the_reason(harne
     assert (row["status"], row["error"]) == ("rejected", "Extension does not exist.")
     assert len(h.server.originates) == 1
     assert h.channel.type == ChannelType.ASTERISK
+
+
+async def test_a_click_to_call_nobody_could_place_in_time_expires_instead_of_ringing_late(harness):
+    h = harness
+    await h.add_channel()
+    call_id = await _click_to_call(h)
+    await h.pool.execute("UPDATE call_originates SET created_at = now() - interval '5 minutes'")
+    h.start()
+    call = await eventually(lambda: h.pool.fetchrow("SELECT * FROM calls WHERE id = $1 AND status = 'ended'",
+                                                    call_id))
+    assert call["disposition"] == "failed"
+    assert h.server.originates == []
+    assert await h.pool.fetchval("SELECT status FROM call_originates") == "expired"
+    events = await call_events_json(h.pool, h.account_id, call_id)
+    refusal = next(e for e in events if e["data"].get("result") == "error")
+    assert "unavailable for too long" in refusal["data"]["message"]
