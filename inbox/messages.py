@@ -17,7 +17,7 @@ from inbox.channels import ChannelRow
 from inbox.eventlog import PendingEvent
 from inbox.status import TIMESTAMP_COLUMN, next_status
 from inbox.threading import thread_for
-from inbox.views import message_json
+from inbox.views import contact_json, message_json
 from schema.enums import EventName, MessageDirection, MessageStatus
 from schema.events import (
     ContactUnreachable,
@@ -108,6 +108,19 @@ async def apply_message(conn: asyncpg.Connection, channel: ChannelRow, ev: Inbou
             position,
         )
     events = list(thread.events)
+    if inbound:
+        # Someone who writes to us can be written to again (e.g. unblocked the bot).
+        reachable = await conn.fetchval(
+            """UPDATE contact_identities SET unreachable_at = NULL, unreachable_reason = NULL
+               WHERE account_id = $1 AND channel_type = $2 AND external_id = $3 AND unreachable_at IS NOT NULL
+               RETURNING contact_id""",
+            channel.account_id,
+            str(channel.type),
+            ev.contact.external_id,
+        )
+        if reachable is not None:
+            events.append(PendingEvent(EventName.CONTACT_UPDATED, None,
+                                       await contact_json(conn, channel.account_id, reachable)))
     data = await message_json(conn, channel.account_id, message_id)
     events.append(PendingEvent(EventName.MESSAGE_CREATED, thread.conversation_id, data))
     events.extend(await apply_pending(conn, channel, message_id))
@@ -209,8 +222,6 @@ async def apply_reaction(conn: asyncpg.Connection, channel: ChannelRow, ev: Reac
 async def apply_unreachable(
     conn: asyncpg.Connection, channel: ChannelRow, ev: ContactUnreachable
 ) -> list[PendingEvent]:
-    from inbox.views import contact_json
-
     contact_id = await conn.fetchval(
         """UPDATE contact_identities SET unreachable_at = $4, unreachable_reason = $5
            WHERE account_id = $1 AND channel_type = $2 AND external_id = $3

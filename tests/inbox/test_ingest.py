@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from inbox.ingest import apply_events, ingest_payload, replay_failed
-from schema.enums import MessageDirection, MessageStatus
+from schema.enums import MessageDirection
 from schema.events import (
     ContactRef,
     MessageDeletion,
@@ -161,7 +161,8 @@ async def test_an_event_for_a_number_the_account_does_not_have_is_dead_lettered_
     bad = text_message("lost", channel_key="999")
     result = await _ingest(pool, channel, good, bad, dedup_key="b")
     assert result.status == "failed" and "999" in (result.error or "")
-    rows = await pool.fetch("SELECT m.external_id, c.provider_key FROM messages m JOIN channels c ON c.id = m.channel_id")
+    rows = await pool.fetch(
+        "SELECT m.external_id, c.provider_key FROM messages m JOIN channels c ON c.id = m.channel_id")
     assert [(r["external_id"], r["provider_key"]) for r in rows] == [("ok", "222")]
 
 
@@ -192,3 +193,20 @@ async def test_apply_events_logs_each_change_in_the_callers_transaction(pool):
     assert [r.seq for r in records] == [1, 2]
     assert await pool.fetchval("SELECT count(*) FROM events") == 0
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+
+
+async def test_a_contact_who_blocked_us_becomes_reachable_again_when_they_write(pool):
+    from schema.events import ContactUnreachable
+
+    _, _, channel = await make_account_with_channel(pool, type_="telegram")
+    await _ingest(pool, channel, text_message("c:1", contact="42"))
+    blocked = await _ingest(pool, channel, ContactUnreachable(contact=ContactRef(external_id="42"),
+                                                              reason="user blocked the bot", occurred_at=T0))
+    assert [e.event for e in blocked.events] == ["contact.updated"]
+    assert blocked.events[0].data["identities"][0]["unreachable"] is True
+    again = await _ingest(pool, channel, ContactUnreachable(contact=ContactRef(external_id="42"),
+                                                            reason="user blocked the bot", occurred_at=T0))
+    assert again.events == []
+    back = await _ingest(pool, channel, text_message("c:2", contact="42", at=T0 + minutes(5)))
+    assert "contact.updated" in [e.event for e in back.events]
+    assert await pool.fetchval("SELECT unreachable_at FROM contact_identities") is None
