@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -29,14 +31,19 @@ def postgres_processes(pgdata: Path) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def data_dir(tmp_path):
-    path = tmp_path / "data"
+def data_dir():
+    # Not under pytest's tmp_path: as root, PostgreSQL runs as the `pgserver` user, which
+    # must traverse the parents, and a concurrently starting pytest session resets its
+    # base temp dir to 0700.
+    root = Path(tempfile.mkdtemp(prefix="igw-serve-test-"))
+    path = root / "data"
     yield path
     # Whatever the test did, leave no server behind.
     for proc in postgres_processes(path / "pg"):
         with contextlib.suppress(psutil.Error):
             proc.terminate()
             proc.wait(10)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 async def _wait_healthy(url: str, proc: asyncio.subprocess.Process, seconds: float = 60) -> None:
@@ -63,7 +70,7 @@ async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops
     try:
         url = f"http://127.0.0.1:{port}"
         await _wait_healthy(url, proc)
-        assert len(postgres_processes(data_dir / "pg")) == 1
+        assert len(postgres_processes(data_dir / "pg")) == 1, postgres_processes(data_dir / "pg")
 
         # Another command on the same data dir shares the running server and leaves it running.
         created = await run_cli("account", "create", "acme", "--json", **settings)
@@ -85,7 +92,7 @@ async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops
             await proc.wait()
 
     assert proc.returncode == 0, stderr.decode()
-    assert "Traceback" not in stderr.decode()
+    assert "Traceback" not in stderr.decode(), stderr.decode()
     assert postgres_processes(data_dir / "pg") == []
     assert not (data_dir / "pg" / "postmaster.pid").exists()
 
