@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from gateway.context import AppContext
@@ -59,7 +60,16 @@ def _token(websocket: WebSocket) -> str | None:
     return None
 
 
-async def ws_endpoint(websocket: WebSocket) -> None:
+class WsEndpoint:
+    """The ASGI app of ``/ws``. An app rather than a Starlette endpoint function so that the
+    writer can hand frames straight to the server's ``send``: the path that runs once per
+    delivery skips Starlette's per-message wrappers (state checks, exception shims)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_socket(WebSocket(scope, receive=receive, send=send), send)
+
+
+async def serve_socket(websocket: WebSocket, send: Send) -> None:
     ctx: AppContext = websocket.app.state.ctx
     hub: WsHub = ctx.extras["ws_hub"]
     await websocket.accept()
@@ -72,7 +82,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     if principal is None:
         await _close(websocket, CLOSE_UNAUTHORIZED, "invalid or missing API key")
         return
-    session = WsSession(hub, websocket, principal.account_id, ctx.settings.gateway_ws_queue_size)
+    session = WsSession(hub, websocket, send, principal.account_id, ctx.settings.gateway_ws_queue_size)
     await session.run()
 
 
@@ -84,9 +94,10 @@ async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
 
 
 class WsSession:
-    def __init__(self, hub: WsHub, websocket: WebSocket, account_id: int, queue_size: int) -> None:
+    def __init__(self, hub: WsHub, websocket: WebSocket, send: Send, account_id: int, queue_size: int) -> None:
         self.hub = hub
         self.websocket = websocket
+        self.send = send
         self.account_id = account_id
         self.sub = Subscriber(account_id, queue_size)
 
@@ -117,15 +128,13 @@ class WsSession:
             await _close(self.websocket, code, reason)
 
     async def _write_loop(self) -> None:
-        queue = self.sub.queue
-        send = self.websocket.send_text
+        queue, send = self.sub.queue, self.send
         try:
             while True:
                 frame = await queue.get()
-                await send(frame)
-        except (WebSocketDisconnect, RuntimeError):
-            # The client went away (starlette raises RuntimeError on a send after close).
-            return
+                await send({"type": "websocket.send", "text": frame})
+        except OSError:
+            return  # the client went away (uvicorn raises ClientDisconnected, an OSError)
 
     async def _read_loop(self) -> None:
         while True:
@@ -199,4 +208,4 @@ class WsSession:
                 raise FrameError("not_found", f"conversation {conversation_id} not found")
 
 
-routes = [WebSocketRoute("/ws", ws_endpoint)]
+routes = [WebSocketRoute("/ws", WsEndpoint())]

@@ -36,6 +36,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -69,6 +70,62 @@ def event_frame(record: EventRecord) -> str:
     return json.dumps(record.to_json())
 
 
+class FrameQueue:
+    """A bounded FIFO of frames for one socket: one consumer (the writer), producers that either
+    must not wait (live fan-out: ``offer`` says False when full) or may (replay and replies: ``put``).
+
+    Lighter than ``asyncio.Queue`` on the path that runs once per delivery.
+    """
+
+    __slots__ = ("_items", "_maxsize", "_reader", "_space")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[str] = deque()
+        self._maxsize = maxsize
+        self._reader: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, frame: str) -> bool:
+        if len(self._items) >= self._maxsize:
+            return False
+        self._items.append(frame)
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+        return True
+
+    async def put(self, frame: str) -> None:
+        while len(self._items) >= self._maxsize:
+            self._space = asyncio.get_running_loop().create_future()
+            try:
+                await self._space
+            finally:
+                self._space = None
+        self.offer(frame)
+
+    async def get(self) -> str:
+        while not self._items:
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        frame = self._items.popleft()
+        space = self._space
+        if space is not None and not space.done():
+            space.set_result(None)
+        return frame
+
+    def clear(self) -> None:
+        self._items.clear()
+        space = self._space
+        if space is not None and not space.done():
+            space.set_result(None)
+
+
 class Subscriber:
     """One socket's position in its account's stream, its topics and its bounded send queue."""
 
@@ -80,7 +137,7 @@ class Subscriber:
         self._conversations: frozenset[int] = frozenset()
         self.cursor = 0
         self.live = False
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.queue = FrameQueue(queue_size)
         # Resolved with a close code when the hub drops this subscriber.
         self.dropped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -162,9 +219,7 @@ class WsHub:
                 continue
             if frame is None:
                 frame = event_frame(record)
-            try:
-                sub.queue.put_nowait(frame)
-            except asyncio.QueueFull:
+            if not sub.queue.offer(frame):
                 overflowed.append(sub)
         for sub in overflowed:
             self.drop(sub, CLOSE_SLOW_CONSUMER)
@@ -282,8 +337,7 @@ class WsHub:
     def drop(self, sub: Subscriber, code: int) -> None:
         """Stop serving ``sub`` now and free its queue; the socket closes with ``code``."""
         self.detach(sub)
-        while not sub.queue.empty():
-            sub.queue.get_nowait()
+        sub.queue.clear()
         if not sub.dropped.done():
             sub.dropped.set_result(code)
             if code == CLOSE_SLOW_CONSUMER:
