@@ -301,7 +301,11 @@ class WsHub:
             stream = self.streams[sub.account_id] = AccountStream(sub.account_id)
         stream.subscribers.add(sub)
         while True:
-            rows = await fetch_after(self.pool, sub.account_id, sub.cursor, limit=REPLAY_BATCH)
+            rows: list[EventRecord]
+            if stream.last_seq is not None and stream.last_seq == sub.cursor:
+                rows = []  # the stream is exactly where this subscriber is: nothing to read
+            else:
+                rows = await fetch_after(self.pool, sub.account_id, sub.cursor, limit=REPLAY_BATCH)
             for row in rows:
                 if row.seq <= sub.cursor:
                     continue

@@ -195,7 +195,7 @@ def seqs(frames: Sequence[dict[str, Any]]) -> list[int]:
 
 @dataclass
 class GatewayProcess:
-    """A gateway under uvicorn in a process of its own (tests/ws/_serve_app.py)."""
+    """A gateway in a process of its own: ``python -m gateway serve``, as deployed."""
 
     proc: asyncio.subprocess.Process
     port: int
@@ -222,9 +222,10 @@ async def gateway_process(db_url: str, **env: str) -> AsyncIterator[GatewayProce
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "GATEWAY_WORKERS": "false",
+        "GATEWAY_LOG_LEVEL": "warning",
         **env,
     }
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.ws._serve_app", cwd=REPO, env=full_env)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "serve", cwd=REPO, env=full_env)
     gateway = GatewayProcess(proc, port)
     try:
         async with httpx.AsyncClient(timeout=2) as http:
