@@ -241,7 +241,7 @@ class WsHub:
 
     async def _fill(self, stream: AccountStream) -> None:
         try:
-            while True:
+            while self.streams.get(stream.account_id) is stream:  # else nobody here listens any more
                 self._drain_pending(stream)
                 assert stream.last_seq is not None
                 target = max(stream.target, max(stream.pending, default=0))
@@ -250,11 +250,9 @@ class WsHub:
                 WS_LOG_FILLS.inc()
                 rows = await fetch_after(self.pool, stream.account_id, stream.last_seq, limit=FILL_BATCH)
                 if not rows:
-                    # Gone from the log (retention): go on from what is parked.
-                    if not stream.pending:
-                        stream.target = stream.last_seq
-                        return
-                    stream.last_seq = min(stream.pending) - 1
+                    # Committed seqs missing from the log were deleted (retention):
+                    # go on after them.
+                    stream.last_seq = min(stream.pending) - 1 if stream.pending else target
                     continue
                 for row in rows:
                     if row.seq > stream.last_seq:

@@ -139,3 +139,19 @@ async def test_frame_queue_offer_refuses_when_full_and_put_waits_for_room():
     assert await queue.get() == "a"
     await waiting
     assert [await queue.get(), await queue.get()] == ["b", "c"]
+
+
+async def test_seqs_deleted_by_retention_are_skipped_not_waited_for(pool, hub):
+    account_id, _ = await make_account(pool)
+    await write_events(pool, account_id, 5)
+    await pool.execute("DELETE FROM events WHERE account_id = $1 AND seq BETWEEN 2 AND 4", account_id)
+    replaying = subscriber(account_id)
+    await hub.go_live(replaying)
+    assert await drain(replaying, 2) == [1, 5]
+    # Live: 6 and 7 committed and deleted before anyone read them; the check moves past them.
+    await write_events(pool, account_id, 2)
+    await pool.execute("DELETE FROM events WHERE account_id = $1 AND seq IN (6, 7)", account_id)
+    await hub.check_now()
+    for record in await write_events(pool, account_id, 1):
+        hub.on_event(record)
+    assert await drain(replaying, 1) == [8]
