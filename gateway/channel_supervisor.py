@@ -86,8 +86,9 @@ class ChannelSupervisor:
         if held is None:
             return
         held.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await held.task
+        # asyncio.wait, not ``await task`` under suppress(CancelledError): that
+        # would also swallow a cancellation of the supervisor itself.
+        await asyncio.wait({held.task})
 
     async def stop_all(self) -> None:
         for channel_id in list(self._held):
@@ -128,8 +129,7 @@ class ChannelSupervisor:
         finally:
             if runner is not None and not runner.done():
                 runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await runner
+                await asyncio.wait({runner})
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 2)
 
