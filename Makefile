@@ -6,12 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint venv clean-data help
+.PHONY: run test lint demo venv clean-data help
 
 help:
 	@echo "make run    start the gateway on 127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test   run the test suite"
 	@echo "make lint   ruff + mypy"
+	@echo "make demo   the gateway with a demo account and simulated customers"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider
+
+demo: $(STAMP)
+	$(BIN)/inbox-gateway demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
