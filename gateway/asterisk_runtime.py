@@ -47,7 +47,7 @@ from channels.asterisk.connection import (
 from channels.asterisk.recordings import RecordingFetcher
 from channels.asterisk.tracker import ORIGINATE_ACTION_PREFIX, CallTracker
 from gateway.context import AppContext, ChannelSetup
-from gateway.http import DB_UNAVAILABLE, ApiError
+from gateway.http import DB_ERRORS, DB_UNAVAILABLE, ApiError
 from gateway.pipeline import apply_and_publish
 from inbox import originates
 from inbox.calls import open_calls
@@ -59,7 +59,6 @@ from schema.events import CallChange
 
 log = logging.getLogger(__name__)
 
-_DB_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 # Worth waiting out; any other database error is a bug or bad data, and retrying it would stall the channel.
 _DB_TRANSIENT: tuple[type[BaseException], ...] = (
     *DB_UNAVAILABLE,
@@ -105,7 +104,7 @@ def _received(event: dict[str, str]) -> datetime:
 async def _set_state(ctx: AppContext, channel: ChannelRow, status: str, error: str | None = None) -> None:
     """What the connection is doing and which process holds it (``channels.state.ami``); never fatal."""
     state = {"status": status, "error": error, "node": ctx.node_id, "at": _now().isoformat()}
-    with contextlib.suppress(*_DB_ERRORS):
+    with contextlib.suppress(*DB_ERRORS):
         await update_state(ctx.pool, channel.id, {"ami": state})
 
 
@@ -172,7 +171,7 @@ class _Runner:
 
             await conn.add_listener(originates.NOTIFY_CHANNEL, on_notify)
             return conn
-        except (*_DB_ERRORS,) as exc:
+        except (*DB_ERRORS,) as exc:
             log.warning("asterisk channel %s: no NOTIFY listener (%r); polling only", self.channel.id, exc)
             return None
 

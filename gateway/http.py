@@ -37,6 +37,9 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InterfaceError,
     TimeoutError,
 )
+# What a background worker waits out and retries: the database is down, or
+# refused a statement for a reason that may pass (serialization, restart).
+DB_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:

@@ -34,7 +34,8 @@ from typing import Any, cast
 import asyncpg
 
 from gateway.context import AppContext
-from gateway.http import DB_UNAVAILABLE
+from gateway.http import DB_ERRORS
+from gateway.supervise import poll_loop
 from inbox import eventlog
 from inbox.calls import call_json
 from inbox.eventlog import EventRecord, PendingEvent
@@ -44,7 +45,6 @@ from schema.media import MediaDownload, MediaFetchError, MediaTooLarge
 
 log = logging.getLogger(__name__)
 
-_DB_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True)
@@ -135,21 +135,8 @@ class MediaWorker:
 
     async def run(self) -> None:
         """Work until cancelled; database outages are waited out."""
-        failures = 0
-        while True:
-            try:
-                worked = await self.run_once()
-                failures = 0
-            except _DB_ERRORS as exc:
-                failures += 1
-                delay = min(30.0, self.config.poll_interval * 2 ** min(failures, 6))
-                log.warning("media worker: database error (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            if not worked:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval)
+        await poll_loop("media worker", self.run_once, self._wakeup, self.config.poll_interval,
+                        retry_on=DB_ERRORS)
 
     async def run_once(self) -> bool:
         """Process one due media file; False when none is due."""

@@ -24,7 +24,8 @@ from typing import cast
 import asyncpg
 
 from gateway.context import AppContext
-from gateway.http import DB_UNAVAILABLE
+from gateway.http import DB_ERRORS
+from gateway.supervise import poll_loop
 from inbox import outbound
 from inbox.eventlog import EventRecord
 from inbox.outbound import ClaimedJob
@@ -33,7 +34,6 @@ from schema.outbound import OutboundRequest, PermanentSendError, TransientSendEr
 log = logging.getLogger(__name__)
 
 # Waited out with backoff: an outage or a failed statement must not kill the loop.
-_DB_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 
 
 @contextlib.asynccontextmanager
@@ -83,24 +83,15 @@ class OutboundWorker:
         """Work until cancelled. Database outages are waited out, never fatal."""
         loop = asyncio.get_running_loop()
         next_recovery = loop.time()
-        failures = 0
-        while True:
-            try:
-                if recover and loop.time() >= next_recovery:
-                    await self.recover()
-                    next_recovery = loop.time() + self.config.recover_interval
-                worked = await self.run_once()
-                failures = 0
-            except _DB_ERRORS as exc:
-                failures += 1
-                delay = min(30.0, self.config.poll_interval * 2 ** min(failures, 6))
-                log.warning("outbound worker: database error (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            if not worked:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval)
+
+        async def step() -> bool:
+            nonlocal next_recovery
+            if recover and loop.time() >= next_recovery:
+                await self.recover()
+                next_recovery = loop.time() + self.config.recover_interval
+            return await self.run_once()
+
+        await poll_loop("outbound worker", step, self._wakeup, self.config.poll_interval, retry_on=DB_ERRORS)
 
     async def recover(self) -> int:
         async with _connection(self.pool) as conn:

@@ -11,17 +11,14 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import asyncpg
-
 from gateway.context import AppContext
-from gateway.http import DB_UNAVAILABLE
+from gateway.http import DB_ERRORS
 from inbox.retention import run_retention
 
 log = logging.getLogger(__name__)
 
 # Arbitrary constant: "inbox-gateway retention".
 RETENTION_LOCK_ID = 0x1B0C_6A7E_0007
-_DB_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ async def _loop(ctx: AppContext, schedule: RetentionSchedule) -> None:
     while True:
         try:
             await run_once(ctx)
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("retention: round failed (%s); next round in %.0fs", exc, schedule.interval)
         await asyncio.sleep(schedule.interval)
 

@@ -27,7 +27,7 @@ import uvicorn
 
 from gateway.config import Settings
 from gateway.embedded_pg import resolved_database
-from gateway.http import DB_UNAVAILABLE
+from gateway.http import DB_ERRORS
 from inbox.db import connect
 from inbox.migrations import Migration, migrate
 
@@ -63,14 +63,11 @@ def describe_dsn(dsn: str) -> str:
         return "DATABASE_URL"
 
 
-_CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
-
-
 async def connect_or_explain(dsn: str, *, seconds: float = 10) -> asyncpg.Connection:
     try:
         async with asyncio.timeout(seconds):
             return await connect(dsn)
-    except _CONNECT_ERRORS as exc:
+    except DB_ERRORS as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DatabaseUnreachable(f"cannot connect to the database {describe_dsn(dsn)}: {reason}") from exc
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,3 +37,31 @@ class TaskGroup:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+async def poll_loop(
+    name: str,
+    step: Callable[[], Awaitable[bool]],
+    wakeup: asyncio.Event,
+    poll_interval: float,
+    *,
+    retry_on: tuple[type[BaseException], ...],
+) -> None:
+    """Run ``step`` until cancelled: again at once while it finds work, else at
+    the next poll or wake-up. Errors in ``retry_on`` (a database outage) are
+    waited out with exponential backoff instead of killing the worker."""
+    failures = 0
+    while True:
+        try:
+            worked = await step()
+            failures = 0
+        except retry_on as exc:
+            failures += 1
+            delay = min(30.0, poll_interval * 2 ** min(failures, 6))
+            log.warning("%s: database error (%s); retrying in %.1fs", name, exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        if not worked:
+            wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), poll_interval)

@@ -34,7 +34,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 from telegram.error import BadRequest, Conflict, InvalidToken, RetryAfter, TelegramError
 
 from channels.telegram.client import BotPool, GatewayBot, make_bot, retry_after_seconds
@@ -44,7 +43,7 @@ from channels.telegram.sender import TelegramSender
 from channels.telegram.verify import valid_webhook_secret
 from gateway import pipeline
 from gateway.context import AppContext, ChannelSetup
-from gateway.http import DB_UNAVAILABLE, ApiError
+from gateway.http import DB_ERRORS, ApiError
 from inbox.channels import ChannelRow, get_channel_any_account, update_state
 from schema.enums import ChannelType
 from schema.events import ParsedPayload, ParseError
@@ -53,7 +52,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("webhook", "polling")
 DEFAULT_POLL_TIMEOUT = 25  # seconds a getUpdates call may wait for news
-_DB_ERRORS: tuple[type[BaseException], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 
 
 def webhook_url(public_url: str, channel_id: int) -> str:
@@ -182,7 +180,7 @@ class TelegramPoller:
                 self._webhook_cleared = False
             except TelegramError as exc:
                 log.warning("telegram channel %s: getUpdates failed: %s", self.channel.id, exc.message)
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 log.warning("telegram channel %s: database unavailable: %r", self.channel.id, exc)
 
     async def _prepare(self) -> None:
@@ -264,7 +262,7 @@ async def _keep_webhook(ctx: AppContext, channel: ChannelRow, bot: GatewayBot) -
             return
         except TelegramError as exc:
             log.warning("telegram channel %s: setWebhook failed: %s", channel.id, exc.message)
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("telegram channel %s: database unavailable: %r", channel.id, exc)
 
 
