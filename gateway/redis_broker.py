@@ -53,6 +53,9 @@ STABLE_AFTER = 30.0
 # (reconnect, catch up) when nothing at all was heard for SILENCE_LIMIT.
 PING_AFTER = 5.0
 SILENCE_LIMIT = 15.0
+# After a failed publish, publishing is skipped this long: a Redis that hangs
+# costs writers at most one timeout per pause.
+PUBLISH_PAUSE = 1.0
 
 
 class ReconnectBackoff:
@@ -122,10 +125,11 @@ class RedisBroker:
         self._listeners: list[Listener] = []
         self._reconnect_listeners: list[ReconnectListener] = []
         # One retry covers a pooled connection left stale by a Redis restart.
-        self._publisher = _client(url, socket_timeout=5, retry=Retry(NoBackoff(), 1))
+        self._publisher = _client(url, socket_timeout=2, retry=Retry(NoBackoff(), 1))
         self._started = False
         self._subscribed = False
         self._publish_failed = False
+        self._publish_paused_until = 0.0
         self.backoff = ReconnectBackoff()
 
     # -- the Broker protocol -------------------------------------------------
@@ -146,9 +150,9 @@ class RedisBroker:
             return
         # This process's sockets need no round trip through Redis.
         await deliver(self._listeners, events)
-        if self._started and not self._subscribed:
-            # Redis is down: don't make every writer wait for a connect
-            # timeout; other nodes catch up from the log.
+        if (self._started and not self._subscribed) or time.monotonic() < self._publish_paused_until:
+            # Redis is away: don't make every writer wait for a timeout; the
+            # other nodes' periodic check reads these events from the log.
             return
         payload = json.dumps({"node": self.node_id, "events": [e.to_json() for e in events]})
         try:
@@ -157,6 +161,7 @@ class RedisBroker:
             if not self._publish_failed:
                 log.warning("redis broker: publish failed (%s); subscribers will catch up from the log", exc)
             self._publish_failed = True
+            self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE
         else:
             self._publish_failed = False
 

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,6 +187,15 @@ async def ws_connect(ws_url: str, token: str | None = None, **kwargs: Any) -> As
     url = f"{ws_url}/ws" + (f"?token={token}" if token else "")
     async with websockets.connect(url, open_timeout=10, **kwargs) as conn:
         yield WsClient(conn)
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 10) -> None:
+    """Poll a condition owned by something that offers nothing to await (a broker's health)."""
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
 
 
 def seqs(frames: Sequence[dict[str, Any]]) -> list[int]:
