@@ -34,7 +34,7 @@ from bench.ingest.database import DEFAULT_ADMIN_URL, ScratchDatabase, scratch_da
 from bench.ingest.gateway_proc import REPO_ROOT, create_account, create_whatsapp_channel, running_gateway
 from bench.ingest.load import Poster, Sent, closed_loop, open_loop, summarise
 from bench.ingest.report import figure_line, machine, write_result
-from bench.ingest.stats import CpuMeter, WaitSampler
+from bench.ingest.stats import BackendCpu, CpuMeter, WaitSampler
 from bench.ingest.subscriber import Subscriber
 from bench.ingest.webhooks import WebhookMaker
 
@@ -76,9 +76,10 @@ async def _postgres_settings(dsn: str) -> dict[str, str]:
         await conn.close()
 
 
-async def _phase(sub: Subscriber, meter: CpuMeter, drain_timeout: float, run: Any,
+async def _phase(sub: Subscriber, meter: CpuMeter, backends: BackendCpu, drain_timeout: float, run: Any,
                  waits: WaitSampler | None = None) -> dict[str, Any]:
     """Run one load phase, wait for its frames, summarise it with the CPU it took."""
+    pg_before = await backends.sample()
     before = meter.sample()
     begin = time.monotonic()
     sampler = asyncio.create_task(waits.run()) if waits else None
@@ -94,8 +95,10 @@ async def _phase(sub: Subscriber, meter: CpuMeter, drain_timeout: float, run: An
     elapsed = time.monotonic() - begin
     summary = summarise(sent, sub.received)
     cores = CpuMeter.between(before, meter.sample(), elapsed)
+    if (postgres := BackendCpu.between(pg_before, await backends.sample(), elapsed)) is not None:
+        cores["postgres"] = postgres
     if "machine" in cores:
-        # PostgreSQL's share, plus whatever else runs on the machine.
+        # Whatever else runs on the machine (other PostgreSQL databases, other programs).
         cores["others"] = round(cores["machine"] - sum(v for k, v in cores.items() if k != "machine"), 2)
     summary["cpu_cores"] = cores
     summary["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
@@ -112,18 +115,19 @@ async def _phase(sub: Subscriber, meter: CpuMeter, drain_timeout: float, run: An
 
 async def _load_phases(args: argparse.Namespace, db: ScratchDatabase, sub: Subscriber, meter: CpuMeter,
                        url: str, maker: WebhookMaker) -> dict[str, Any]:
+    backends = BackendCpu(db.admin_dsn, db.name)
     connector = aiohttp.TCPConnector(limit=max(256, args.concurrency))
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
         poster = Poster(http, url, maker)
-        warmup = await _phase(sub, meter, args.drain_timeout,
+        warmup = await _phase(sub, meter, backends, args.drain_timeout,
                               closed_loop(poster, concurrency=args.concurrency, count=args.contacts))
-        saturation = await _phase(sub, meter, args.drain_timeout,
+        saturation = await _phase(sub, meter, backends, args.drain_timeout,
                                   closed_loop(poster, concurrency=args.concurrency, seconds=args.saturation_seconds),
                                   WaitSampler(db.admin_dsn, db.name))
         if not saturation.get("events_per_s"):
             raise RuntimeError(f"no event reached the subscriber at saturation: {saturation}")
         rate = saturation["events_per_s"] * args.latency_fraction
-        latency = await _phase(sub, meter, args.drain_timeout,
+        latency = await _phase(sub, meter, backends, args.drain_timeout,
                                open_loop(poster, rate=rate, seconds=args.latency_seconds),
                                WaitSampler(db.admin_dsn, db.name))
     return {

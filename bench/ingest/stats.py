@@ -122,3 +122,28 @@ class WaitSampler:
             return {}
         ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])
         return {k: round(v / self.samples, 2) for k, v in ranked}
+
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends serving one database (same host only: read from
+    ``/proc``), so the PostgreSQL share can be told apart from whatever else runs on the machine."""
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.dsn = dsn
+        self.database = database
+
+    async def sample(self) -> dict[int, float]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            pids = [r["pid"] for r in await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", self.database)]
+        finally:
+            await conn.close()
+        return {pid: secs for pid in pids if (secs := _process_cpu_seconds(pid)) is not None}
+
+    @staticmethod
+    def between(before: dict[int, float], after: dict[int, float], seconds: float) -> float | None:
+        if not after or seconds <= 0:
+            return None
+        # A backend that started during the phase counts whole; one that ended is lost (rare: pools keep theirs).
+        return round(sum(secs - before.get(pid, 0.0) for pid, secs in after.items()) / seconds, 2)
