@@ -5,6 +5,21 @@ subscribe with ``after`` replays before the next frame is read), the writer
 (drains the bounded queue onto the socket), and this endpoint waiting for the
 first of them to end or for the hub to drop the subscriber (slow consumer).
 
+Semantics the contract leaves open:
+
+- ``subscribed.topics`` lists every topic the connection holds after the
+  frame (an ``unsubscribe`` is answered with ``subscribed`` too);
+- a connection has one position in its account's seq: ``after`` sets it when
+  the connection holds no topic (``null``: the latest seq; a value beyond the
+  latest is taken as the latest). Topics added later join at the current
+  position; ``after`` on a connection that already streams is refused;
+- a frame naming a conversation of another account, or one that does not
+  exist, is refused whole with ``not_found``: nothing of it is applied.
+
+Error frame codes: ``malformed_frame`` (not a JSON object, binary, too
+large), ``unknown_type``, ``invalid_frame`` (fields), ``invalid_topic``,
+``not_found``, ``too_many_topics``, ``already_streaming``.
+
 Close codes: 4401 bad or missing API key; 4008 send queue overflowed (resume
 with ``after``); 1013 the database is unreachable (retry later); 1011 an
 unexpected server error.
@@ -49,6 +64,8 @@ CLOSE_INTERNAL_ERROR = 1011
 # and the server closes the transport, whose buffer is bounded by its
 # high-water mark.
 CLOSE_GRACE = 10.0
+# Client frames are small (at most MAX_TOPICS topics); bigger ones are not parsed.
+MAX_CLIENT_FRAME = 64 * 1024
 
 
 def _token(websocket: WebSocket) -> str | None:
@@ -144,6 +161,9 @@ class WsSession:
             text = message.get("text")
             if text is None:
                 await self._reply(ErrorFrame(code="malformed_frame", message="send JSON text frames"))
+                continue
+            if len(text) > MAX_CLIENT_FRAME:
+                await self._reply(ErrorFrame(code="malformed_frame", message=f"frame over {MAX_CLIENT_FRAME} bytes"))
                 continue
             try:
                 frame = parse_client_frame(text)

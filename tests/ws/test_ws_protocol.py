@@ -69,6 +69,8 @@ async def test_unknown_or_malformed_frames_get_an_error_and_the_socket_stays_ope
             assert frame["message"]
         await client.conn.send(b"\x00binary")
         assert (await client.recv())["code"] == "malformed_frame"
+        await client.send('{"type": "ping", "pad": "' + "x" * 70_000 + '"}')
+        assert (await client.recv())["code"] == "malformed_frame"
         await client.send({"type": "ping"})
         assert await client.recv() == {"type": "pong"}
 
