@@ -55,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-messages", type=int, default=20000, help="frames in the websockets baseline (default 20000)")
     p.add_argument("--drain-timeout", type=float, default=30,
                    help="seconds to wait for the last frames of a phase (default 30)")
-    p.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_URL),
-                   help="where to create the scratch database (default $BENCH_PG_ADMIN_URL or "
+    p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_ADMIN_URL),
+                   help="where to create the scratch database (default $BENCH_DATABASE_URL, else "
                    f"{DEFAULT_ADMIN_URL}); an embedded PostgreSQL when it does not answer")
     p.add_argument("--redis-url", default=None, help="run the gateway with this REDIS_URL (default: none, "
                    "the in-process broker)")
@@ -163,7 +163,7 @@ async def _gateway_phases(args: argparse.Namespace, db: ScratchDatabase) -> dict
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = [round(v, 2) for v in os.getloadavg()]
-    async with scratch_database(args.pg_admin_url) as db:
+    async with scratch_database(args.database_url) as db:
         postgres = await _postgres_settings(db.dsn) | {"where": db.where}
         gateway = await _gateway_phases(args, db)
         frame_size = gateway["subscriber"].get("mean_event_frame_bytes") or 1000
@@ -177,7 +177,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine() | {"load_average_before": load_before},
         "postgres": postgres,
         # URLs may carry passwords: only whether Redis was used.
-        "params": {k: v for k, v in vars(args).items() if k not in ("pg_admin_url", "results_dir", "redis_url")}
+        "params": {k: v for k, v in vars(args).items() if k not in ("database_url", "results_dir", "redis_url")}
         | {"redis": bool(args.redis_url)},
         "gateway": gateway,
         "baselines": {"asyncpg": raw_pg, "websockets": raw_ws},
