@@ -57,22 +57,21 @@ async def append(
     """Write events in the caller's transaction; return them with their seqs."""
     if not events:
         return []
-    last = await conn.fetchval(
-        "UPDATE accounts SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq",
-        account_id,
-        len(events),
-    )
-    first = last - len(events) + 1
+    # One statement takes the seqs and writes the rows: the account row stays
+    # locked only from here to COMMIT, which bounds per-account ingest rate.
     rows = await conn.fetch(
         """
+        WITH taken AS (
+            UPDATE accounts SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq
+        )
         INSERT INTO events (account_id, seq, name, conversation_id, data)
-        SELECT $1, s.seq, s.name, s.conversation_id, s.data
-        FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
-             AS s(seq, name, conversation_id, data)
+        SELECT $1, taken.last_seq - $2 + e.ord, e.name, e.conversation_id, e.data
+        FROM taken, unnest($3::text[], $4::bigint[], $5::jsonb[]) WITH ORDINALITY
+             AS e(name, conversation_id, data, ord)
         RETURNING seq, name, conversation_id, data, ts
         """,
         account_id,
-        list(range(first, last + 1)),
+        len(events),
         [str(e.name) for e in events],
         [e.conversation_id for e in events],
         [e.data for e in events],

@@ -95,7 +95,8 @@ async def apply_events(
 
 async def _process(
     conn: asyncpg.Connection, channel: ChannelRow, parsed: ParsedPayload | ParseError
-) -> tuple[InboundStatus, str | None, list[EventRecord]]:
+) -> tuple[InboundStatus, str | None, list[PendingEvent]]:
+    """Apply a parsed payload; the caller logs the returned events last, just before commit."""
     if isinstance(parsed, ParseError):
         return InboundStatus.FAILED, str(parsed) or "payload could not be normalised", []
     if not parsed.events:
@@ -114,10 +115,9 @@ async def _process(
         except Exception as exc:  # a bug or an unexpected payload shape: keep it as a dead letter
             log.warning("inbound event on channel %s could not be applied: %r", channel.id, exc)
             errors.append(f"{type(exc).__name__}: {exc}")
-    records = await append(conn, channel.account_id, pending)
     if errors:
-        return InboundStatus.FAILED, "; ".join(errors), records
-    return InboundStatus.PROCESSED, None, records
+        return InboundStatus.FAILED, "; ".join(errors), pending
+    return InboundStatus.PROCESSED, None, pending
 
 
 async def ingest_payload(
@@ -140,13 +140,14 @@ async def ingest_payload(
         )
         if inbound_id is None:
             return IngestResult(None, None, True, [])
-        status, error, records = await _process(conn, channel, parsed)
+        status, error, pending = await _process(conn, channel, parsed)
         await conn.execute(
             "UPDATE inbound_events SET status = $2, error = $3, processed_at = now() WHERE id = $1",
             inbound_id,
             str(status),
             error,
         )
+        records = await append(conn, channel.account_id, pending)
     return IngestResult(inbound_id, status, False, records, error)
 
 
@@ -180,7 +181,7 @@ async def replay_failed(
                 parsed = parse(channel, locked["payload"])
             except ParseError as exc:
                 parsed = exc
-            status, error, records = await _process(conn, channel, parsed)
+            status, error, pending = await _process(conn, channel, parsed)
             await conn.execute(
                 """UPDATE inbound_events SET status = $2, error = $3, processed_at = now(),
                        attempts = attempts + 1 WHERE id = $1""",
@@ -188,5 +189,6 @@ async def replay_failed(
                 str(status),
                 error,
             )
+            records = await append(conn, channel.account_id, pending)
         results.append(IngestResult(row["id"], status, False, records, error))
     return results
