@@ -66,10 +66,11 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url, "serve resolves DATABASE_URL before building the app"
         pool = await create_pool(settings.database_url)
-        broker = overrides.pop("broker", None) or _make_broker(settings)
+        broker = overrides.get("broker") or _make_broker(settings)
         ctx = AppContext(settings=settings, pool=pool, broker=broker)
         for name, value in overrides.items():
-            setattr(ctx, name, value)
+            if name != "broker":
+                setattr(ctx, name, value)
         app.state.ctx = ctx
         try:
             for install in _installers():
