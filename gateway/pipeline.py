@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from gateway.context import AppContext
+from gateway.metrics import EVENTS_PUBLISHED, INBOUND, INGEST_SECONDS
 from inbox.channels import ChannelRow
 from inbox.db import acquire
 from inbox.eventlog import EventRecord
@@ -20,10 +22,14 @@ async def ingest(
     dedup_key: str | None,
     parsed: ParsedPayload | ParseError,
 ) -> IngestResult:
+    started = time.perf_counter()
     result = await ingest_payload(ctx.pool, channel=channel, payload=payload, dedup_key=dedup_key, parsed=parsed)
+    INGEST_SECONDS.labels(channel.type).observe(time.perf_counter() - started)
+    INBOUND.labels(channel.type, "duplicate" if result.duplicate else str(result.status)).inc()
     # Published only after commit; a crash in between leaves a gap that
     # subscribers fill from the event log.
     await ctx.broker.publish(result.events)
+    EVENTS_PUBLISHED.inc(len(result.events))
     return result
 
 
@@ -33,4 +39,5 @@ async def apply_and_publish(
     async with acquire(ctx.pool) as conn, conn.transaction():
         records = await apply_events(conn, channel=channel, events=events)
     await ctx.broker.publish(records)
+    EVENTS_PUBLISHED.inc(len(records))
     return records

@@ -57,3 +57,4 @@ async def test_a_webhook_during_a_database_outage_gets_503_and_is_stored_once_wh
         assert (await http.get("/readyz")).status_code == 200
     assert await pool.fetchval("SELECT count(*) FROM messages") == 1
     assert await pool.fetchval("SELECT count(*) FROM inbound_events") == 1
+
