@@ -26,7 +26,7 @@ import logging
 import os
 import random
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -35,6 +35,7 @@ import asyncpg
 
 from gateway.context import AppContext
 from gateway.http import DB_ERRORS
+from gateway.pipeline import publish
 from gateway.supervise import poll_loop
 from inbox import eventlog
 from inbox.calls import call_json
@@ -271,14 +272,8 @@ class MediaWorker:
             pending.append(PendingEvent(EventName.CALL_UPDATED, call["conversation_id"], call))
         return await eventlog.append(conn, job.account_id, pending)
 
-    async def _publish(self, records: list[EventRecord]) -> None:
-        if not records:
-            return
-        try:
-            await self.ctx.broker.publish(records)
-        except Exception:
-            # Committed events stay in the log; clients catch up with ?after=.
-            log.exception("media worker: publishing %d event(s) failed", len(records))
+    async def _publish(self, records: Sequence[EventRecord]) -> None:
+        await publish(self.ctx, records)
 
 
 def install(ctx: AppContext) -> None:

@@ -25,6 +25,7 @@ import asyncpg
 
 from gateway.context import AppContext
 from gateway.http import DB_ERRORS
+from gateway.pipeline import publish
 from gateway.supervise import poll_loop
 from inbox import outbound
 from inbox.eventlog import EventRecord
@@ -164,13 +165,7 @@ class OutboundWorker:
                                                  retry_in=retry_in)
 
     async def _publish(self, records: Sequence[EventRecord]) -> None:
-        if not records:
-            return
-        try:
-            await self.ctx.broker.publish(records)
-        except Exception:
-            # Committed events stay in the log; clients catch up with ?after=.
-            log.exception("outbound worker: publishing %d event(s) failed", len(records))
+        await publish(self.ctx, records)
 
 
 def install(ctx: AppContext) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -12,6 +13,8 @@ from inbox.db import acquire
 from inbox.eventlog import EventRecord
 from inbox.ingest import IngestResult, apply_events, ingest_payload
 from schema.events import NormalizedEvent, ParsedPayload, ParseError
+
+log = logging.getLogger(__name__)
 
 
 async def ingest(
@@ -26,10 +29,7 @@ async def ingest(
     result = await ingest_payload(ctx.pool, channel=channel, payload=payload, dedup_key=dedup_key, parsed=parsed)
     INGEST_SECONDS.labels(channel.type).observe(time.perf_counter() - started)
     INBOUND.labels(channel.type, "duplicate" if result.duplicate else str(result.status)).inc()
-    # Published only after commit; a crash in between leaves a gap that
-    # subscribers fill from the event log.
-    await ctx.broker.publish(result.events)
-    EVENTS_PUBLISHED.inc(len(result.events))
+    await publish(ctx, result.events)
     return result
 
 
@@ -38,6 +38,22 @@ async def apply_and_publish(
 ) -> list[EventRecord]:
     async with acquire(ctx.pool) as conn, conn.transaction():
         records = await apply_events(conn, channel=channel, events=events)
-    await ctx.broker.publish(records)
-    EVENTS_PUBLISHED.inc(len(records))
+    await publish(ctx, records)
     return records
+
+
+async def publish(ctx: AppContext, records: Sequence[EventRecord]) -> None:
+    """Fan committed events out; call only after the commit.
+
+    A broker failure does not undo the commit and must not fail the request
+    that made it (the provider would redeliver what is already stored): the
+    events are in the log, and subscribers fill the gap from it.
+    """
+    if not records:
+        return
+    try:
+        await ctx.broker.publish(records)
+    except Exception:
+        log.exception("publishing %d committed event(s) failed", len(records))
+    else:
+        EVENTS_PUBLISHED.inc(len(records))

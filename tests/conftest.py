@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from inbox.db import create_pool
 from tests import pg
 from tests.redis_server import shared_redis_url
+from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +55,15 @@ def redis_url() -> Iterator[str]:
 def redis_prefix() -> str:
     """Redis pub/sub ignores database numbers: each test gets its own key/channel prefix."""
     return f"igwtest:{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def db_proxy(db_url: str) -> AsyncIterator[TcpProxy]:
+    """A cuttable proxy in front of this test's database server (``through(db_url, db_proxy.port)``)."""
+    parts = urlsplit(db_url)
+    if not parts.hostname or not parts.port:
+        pytest.skip("the test database is not reachable over TCP")
+    proxy = TcpProxy(parts.hostname, parts.port)
+    await proxy.start()
+    yield proxy
+    await proxy.cut()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.redis_server import free_port
 
@@ -55,3 +56,9 @@ class TcpProxy:
         finally:
             with contextlib.suppress(Exception):
                 dst.close()
+
+
+def through(dsn: str, port: int) -> str:
+    """The same database DSN, reached through a proxy on ``port``."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))

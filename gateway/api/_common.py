@@ -20,11 +20,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.context import AppContext
 from gateway.http import ApiError, read_json, require_principal
 from inbox.accounts import Principal
 from inbox.db import acquire
-from inbox.eventlog import EventRecord
 from schema.enums import ApiKeyRole
 
 log = logging.getLogger(__name__)
@@ -37,17 +35,6 @@ M = TypeVar("M", bound=BaseModel)
 
 
 connection = acquire
-
-
-async def publish(ctx: AppContext, records: Sequence[EventRecord]) -> None:
-    """Fan committed events out. A broker failure does not undo the commit:
-    the events are in the log and clients catch up with ``?after=``."""
-    if not records:
-        return
-    try:
-        await ctx.broker.publish(records)
-    except Exception:
-        log.exception("publishing %d committed event(s) failed", len(records))
 
 
 async def principal(request: Request) -> Principal:

@@ -30,12 +30,12 @@ from gateway.api._common import (
     page,
     path_id,
     principal,
-    publish,
     query_choice,
     query_int,
     query_str,
 )
 from gateway.http import ApiError, ctx_of
+from gateway.pipeline import publish
 from inbox import eventlog
 from inbox.calls import call_events_json, call_json, list_calls
 from inbox.channels import get_channel

@@ -20,12 +20,12 @@ from gateway.api._common import (
     page,
     path_id,
     principal,
-    publish,
     query_choice,
     query_int,
     query_str,
 )
 from gateway.http import ApiError, ctx_of
+from gateway.pipeline import publish
 from inbox import queries
 from inbox.conversation_changes import ConversationChange, change_conversation
 from inbox.errors import Conflict, NotFound

@@ -6,9 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api._common import body_model, connection, json_response, not_found, path_id, principal, publish
+from gateway.api._common import body_model, connection, json_response, not_found, path_id, principal
 from gateway.http import ApiError, ctx_of
 from gateway.outbound_worker import outbound_config
+from gateway.pipeline import publish
 from inbox.errors import NotFound
 from inbox.outbound import OutboundRejected, enqueue_message
 from inbox.views import message_json

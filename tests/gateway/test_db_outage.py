@@ -6,37 +6,17 @@ restores, so the shared server is never touched.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
-import pytest
-
 from tests.server import run_server
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import through
 from tests.whatsapp.fixtures import body
 from tests.whatsapp.helpers import eventually, make_whatsapp_channel, post_signed
 
 
-def _through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
-
-
-@pytest.fixture
-async def proxy(db_url):
-    parts = urlsplit(db_url)
-    if not parts.hostname or not parts.port:
-        pytest.skip("the test database is not reachable over TCP")
-    p = TcpProxy(parts.hostname, parts.port)
-    await p.start()
-    yield p
-    await p.cut()
-
-
-async def test_a_webhook_during_a_database_outage_gets_503_and_is_stored_once_when_redelivered(db_url, pool, proxy):
+async def test_a_webhook_during_a_database_outage_gets_503_and_is_stored_once_when_redelivered(db_url, pool, db_proxy):
     channel = await make_whatsapp_channel(pool)
     payload = body("text.json")
-    async with run_server(_through(db_url, proxy.port), gateway_workers=False) as srv, srv.client() as http:
-        await proxy.cut()
+    async with run_server(through(db_url, db_proxy.port), gateway_workers=False) as srv, srv.client() as http:
+        await db_proxy.cut()
         refused = await post_signed(http, channel.channel_id, payload)
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "database_unavailable"
@@ -46,7 +26,7 @@ async def test_a_webhook_during_a_database_outage_gets_503_and_is_stored_once_wh
         assert listed.status_code == 503
         assert await pool.fetchval("SELECT count(*) FROM inbound_events") == 0
 
-        await proxy.start()
+        await db_proxy.start()
 
         # The provider retries until it gets a 2xx; stale pool connections may fail once more.
         async def redeliver():

@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.server import run_server
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import through
 from tests.ws.helpers import make_account, seqs, write_events, ws_connect
 
 
-def _through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
-
-
-@pytest.fixture
-async def proxy(db_url):
-    parts = urlsplit(db_url)
-    if not parts.hostname or not parts.port:
-        pytest.skip("the test database is not reachable over TCP")
-    p = TcpProxy(parts.hostname, parts.port)
-    await p.start()
-    yield p
-    await p.cut()
-
-
-async def test_during_a_database_outage_new_sockets_get_1013_and_live_ones_keep_receiving(db_url, pool, proxy):
+async def test_during_a_database_outage_new_sockets_get_1013_and_live_ones_keep_receiving(db_url, pool, db_proxy):
     account_id, key = await make_account(pool)
     async with (
-        run_server(_through(db_url, proxy.port), gateway_workers=False) as srv,
+        run_server(through(db_url, db_proxy.port), gateway_workers=False) as srv,
         ws_connect(srv.ws_url, key) as live,
         ws_connect(srv.ws_url, key) as idle,
     ):
         await live.subscribe(["account"])
         await live.send({"type": "ping"})  # answered once the subscribe (and its log read) is done
         assert await live.recv() == {"type": "pong"}
-        await proxy.cut()
+        await db_proxy.cut()
         async with ws_connect(srv.ws_url, key) as newcomer:
             with pytest.raises(ConnectionClosed) as closed:
                 await newcomer.recv()
