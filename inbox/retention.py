@@ -264,6 +264,13 @@ _IDENTITIES_OF_REDACTED = """
     WHERE p.id = ci.contact_id AND p.account_id = $1 AND ci.account_id = $1
       AND p.redacted_at IS NOT NULL AND ci.external_id NOT LIKE 'redacted:%'
 """
+# A click-to-call request repeats its call's dialled number.
+_ORIGINATES_OF_REDACTED = """
+    UPDATE call_originates o SET to_number = 'redacted'
+    FROM calls c
+    WHERE c.id = o.call_id AND c.account_id = $1 AND o.account_id = $1
+      AND c.redacted_at IS NOT NULL AND o.to_number <> 'redacted'
+"""
 
 
 # -- running -----------------------------------------------------------------------------------------
@@ -350,6 +357,7 @@ async def _run_account(
         report.redacted[step.name] = n
     if not dry_run:
         await conn.execute(_IDENTITIES_OF_REDACTED, account_id)
+        await conn.execute(_ORIGINATES_OF_REDACTED, account_id)
     return report
 
 

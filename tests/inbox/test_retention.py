@@ -256,6 +256,10 @@ async def test_redaction_wipes_bodies_and_numbers_but_keeps_the_rows(pool):
                               reactions=[{"emoji": "👍", "from": "15550001111", "at": "x"}])
     call = await world.call(age=40, contact_id=idle, conversation_id=conv)
     call_event = await world.call_event(call, age=40)
+    await pool.execute(
+        """INSERT INTO call_originates (account_id, channel_id, call_id, originate_id, agent, to_number, status)
+           VALUES ($1, $2, $3, 'gw-1', '1001', '+15559870000', 'accepted')""",
+        world.account_id, world.phone_channel_id, call)
     active = await world.contact(age=100, phone="+15550002222")
     active_conv = await world.conversation(active, age=1, status="open")
     fresh = await world.message(active_conv, age=1, text="still here")
@@ -273,6 +277,7 @@ async def test_redaction_wipes_bodies_and_numbers_but_keeps_the_rows(pool):
     assert (c["from_number"], c["to_number"], c["caller_name"]) == (None, None, None)
     assert c["disposition"] == "answered" and c["redacted_at"] is not None
     assert await pool.fetchval("SELECT data FROM call_events WHERE id = $1", call_event) == {}
+    assert await pool.fetchval("SELECT to_number FROM call_originates WHERE call_id = $1", call) == "redacted"
     p = await pool.fetchrow("SELECT * FROM contacts WHERE id = $1", idle)
     assert (p["name"], p["phone"]) == (None, None) and p["redacted_at"] is not None
     ident = await pool.fetchrow("SELECT * FROM contact_identities WHERE contact_id = $1", idle)
