@@ -52,6 +52,10 @@ async def apply_message(conn: asyncpg.Connection, channel: ChannelRow, ev: Inbou
     if exists is not None:
         return []
     inbound = ev.direction == MessageDirection.INBOUND
+    if not inbound:
+        adopted = await _adopt_own_send(conn, channel, ev)
+        if adopted is not None:
+            return adopted
     is_group = ev.sender is not None and ev.sender.external_id != ev.contact.external_id
     thread = await thread_for(conn, channel=channel, contact=ev.contact, at=ev.occurred_at, inbound=inbound,
                               is_group=is_group)
@@ -125,6 +129,33 @@ async def apply_message(conn: asyncpg.Connection, channel: ChannelRow, ev: Inbou
     events.append(PendingEvent(EventName.MESSAGE_CREATED, thread.conversation_id, data))
     events.extend(await apply_pending(conn, channel, message_id))
     return events
+
+
+async def _adopt_own_send(
+    conn: asyncpg.Connection, channel: ChannelRow, ev: InboundMessage
+) -> list[PendingEvent] | None:
+    """A provider echo of a send of ours that is still in flight (the echo beat the
+    worker's commit of the provider id): give our message that id instead of
+    storing the echo as a second message. Matched on channel, recipient and text."""
+    row = await conn.fetchrow(
+        """SELECT m.id FROM messages m
+           JOIN outbound_jobs j ON j.message_id = m.id AND j.status = 'in_flight'
+           JOIN conversations c ON c.id = m.conversation_id
+           JOIN contact_identities ci ON ci.contact_id = c.contact_id AND ci.account_id = m.account_id
+           WHERE m.channel_id = $1 AND m.account_id = $2 AND m.external_id IS NULL AND m.status = 'pending'
+             AND ci.channel_type = $3 AND ci.external_id = ANY($4::text[]) AND m.text IS NOT DISTINCT FROM $5
+           ORDER BY m.id LIMIT 1 FOR UPDATE OF m SKIP LOCKED""",
+        channel.id,
+        channel.account_id,
+        str(channel.type),
+        [ev.contact.external_id, *ev.contact.aliases],
+        ev.text,
+    )
+    if row is None:
+        return None
+    await conn.execute("UPDATE messages SET external_id = $2 WHERE id = $1", row["id"], ev.external_id)
+    # The worker moves it to ``sent`` when the provider's answer is committed.
+    return [await _updated(conn, channel.account_id, row["id"]), *await apply_pending(conn, channel, row["id"])]
 
 
 async def _park(conn: asyncpg.Connection, channel: ChannelRow, ev: MessageUpdate) -> list[PendingEvent]:
