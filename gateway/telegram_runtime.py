@@ -28,10 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import time
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from telegram.error import BadRequest, Conflict, InvalidToken, RetryAfter, TelegramError
@@ -42,6 +38,7 @@ from channels.telegram.parse import ALLOWED_UPDATES, parse_update, update_id_of
 from channels.telegram.sender import TelegramSender
 from channels.telegram.verify import valid_webhook_secret
 from gateway import pipeline
+from gateway.backoff import ReconnectBackoff
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import DB_ERRORS, ApiError
 from inbox.channels import ChannelRow, get_channel_any_account, update_state
@@ -115,32 +112,6 @@ async def setup_channel(
 # -- runner ---------------------------------------------------------------------
 
 
-class Backoff:
-    """1 s doubling to a 60 s cap, each delay scaled by 50–100 % (jitter); the first
-    attempt after a success is immediate; never more than 6 attempts in any 30 s."""
-
-    def __init__(self, *, first: float = 1.0, cap: float = 60.0, max_attempts: int = 6, window: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.first, self.cap, self.window = first, cap, window
-        self._clock = clock
-        self._failures = 0
-        self._attempts: deque[float] = deque(maxlen=max_attempts)
-
-    def next_delay(self) -> float:
-        now = self._clock()
-        delay = 0.0
-        if self._failures:
-            delay = min(self.cap, self.first * 2 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
-        if len(self._attempts) == self._attempts.maxlen:
-            delay = max(delay, self._attempts[0] + self.window - now)
-        self._failures += 1
-        self._attempts.append(now + delay)
-        return delay
-
-    def reset(self) -> None:
-        self._failures = 0
-
-
 async def _forever() -> None:
     await asyncio.Event().wait()
 
@@ -160,7 +131,7 @@ class TelegramPoller:
         self._webhook_cleared = False
 
     async def run(self) -> None:
-        backoff = Backoff()
+        backoff = ReconnectBackoff()
         while True:
             delay = backoff.next_delay()
             if delay:
@@ -241,7 +212,7 @@ async def _keep_webhook(ctx: AppContext, channel: ChannelRow, bot: GatewayBot) -
     if not (isinstance(public_url, str) and public_url and valid_webhook_secret(secret)):
         return  # the operator registers the webhook; we only verify what arrives
     url = webhook_url(public_url, channel.id)
-    backoff = Backoff()
+    backoff = ReconnectBackoff()
     while True:
         delay = backoff.next_delay()
         if delay:

@@ -23,20 +23,14 @@ from channels.telegram.parse import parse_update, update_id_of
 from channels.telegram.verify import SECRET_HEADER, secret_matches
 from gateway import pipeline
 from gateway.http import ApiError, ctx_of, read_body
-from inbox.channels import ChannelRow, get_channel_any_account
+from gateway.webhooks import webhook_channel
+from inbox.channels import ChannelRow
 from schema.enums import ChannelType
 from schema.events import ParsedPayload, ParseError
 
-_MAX_ID = 2**63 - 1
-
 
 async def _channel(request: Request) -> ChannelRow:
-    raw = str(request.path_params["channel_id"])
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID:
-        channel = await get_channel_any_account(ctx_of(request).pool, int(raw))
-        if channel is not None and channel.type == ChannelType.TELEGRAM:
-            return channel
-    raise ApiError(404, "not_found", "no such Telegram channel")
+    return await webhook_channel(request, ChannelType.TELEGRAM, "Telegram")
 
 
 def _decode(body: bytes) -> tuple[str, object]:

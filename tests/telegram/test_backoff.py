@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 
-from gateway.telegram_runtime import Backoff
+from gateway.backoff import ReconnectBackoff as Backoff
 
 
 class Clock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.redis_broker import ReconnectBackoff
+from gateway.backoff import ReconnectBackoff
 
 
 class Clock:
