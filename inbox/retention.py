@@ -48,18 +48,21 @@ BATCH_SIZE = 2000
 Conn = asyncpg.Pool | asyncpg.Connection
 
 Days = int | None
+MAX_DAYS = 36500
 
 
 class RetentionPolicy(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    messages_days: Days = Field(default=730, ge=0)
-    calls_days: Days = Field(default=730, ge=0)
-    call_events_days: Days = Field(default=180, ge=0)
-    events_days: Days = Field(default=730, ge=0)
-    dead_letters_days: Days = Field(default=90, ge=0)
-    raw_payloads_days: Days = Field(default=90, ge=0)
-    redact_after_days: Days = Field(default=None, ge=0)
+    # At most a century: beyond that "keep forever" is null, and a cutoff far
+    # enough back would overflow the calendar.
+    messages_days: Days = Field(default=730, ge=0, le=MAX_DAYS)
+    calls_days: Days = Field(default=730, ge=0, le=MAX_DAYS)
+    call_events_days: Days = Field(default=180, ge=0, le=MAX_DAYS)
+    events_days: Days = Field(default=730, ge=0, le=MAX_DAYS)
+    dead_letters_days: Days = Field(default=90, ge=0, le=MAX_DAYS)
+    raw_payloads_days: Days = Field(default=90, ge=0, le=MAX_DAYS)
+    redact_after_days: Days = Field(default=None, ge=0, le=MAX_DAYS)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.api import channels, contacts, conversations, events, inbound, keys, messages, stats
+from gateway.api import channels, contacts, conversations, events, inbound, keys, messages, retention, stats
 
 routes: list[BaseRoute] = [
     *channels.routes,
@@ -16,4 +16,5 @@ routes: list[BaseRoute] = [
     *inbound.routes,
     *stats.routes,
     *keys.routes,
+    *retention.routes,
 ]
