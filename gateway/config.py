@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # test runs) can share one Redis server.
     gateway_redis_prefix: str = "igw"
     gateway_log_level: str = "info"
+    # text: classic lines; json: one object per line for log shippers (gateway.logs).
+    gateway_log_format: str = "text"
     # Bodies larger than this are refused with 413 before they are read whole.
     gateway_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     gateway_ws_queue_size: int = Field(default=1000, gt=0)
@@ -59,6 +61,13 @@ class Settings(BaseSettings):
         # Checked here so a typo fails at start with one line, not inside logging/uvicorn.
         if value.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
             raise ValueError("must be one of critical, error, warning, info, debug, trace")
+        return value.lower()
+
+    @field_validator("gateway_log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in ("text", "json"):
+            raise ValueError("must be text or json")
         return value.lower()
 
     @property

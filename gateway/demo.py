@@ -205,7 +205,8 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             }))
             app.router.routes.extend(fake_provider_routes(state))
             server = uvicorn.Server(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                                                   lifespan="on", log_level="warning"))
+                                                   lifespan="on", log_level="warning",
+                                                   log_config=None))
             stop.server = server
             serving = asyncio.create_task(server.serve())
             while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
@@ -231,7 +232,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
 
 
 def demo(settings: Settings, *, interval: float = 4.0) -> None:
-    _configure_logging(settings.gateway_log_level)
+    _configure_logging(settings.gateway_log_level, settings.gateway_log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's own customer requests
     stop = _StopSignals()
     stop.install()

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.context import AppContext
+from gateway.logs import ACCOUNT_ID
 from inbox.accounts import Principal, authenticate
 
 
@@ -71,6 +72,7 @@ async def require_principal(request: Request) -> Principal:
     principal = await authenticate(ctx_of(request).pool, token)
     if principal is None:
         raise ApiError(401, "unauthorized", "invalid API key")
+    ACCOUNT_ID.set(principal.account_id)
     return principal
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 from gateway.context import AppContext
+from gateway.logs import EVENT_SEQ
 from gateway.metrics import EVENTS_PUBLISHED, INBOUND, INGEST_SECONDS
 from inbox.channels import ChannelRow
 from inbox.db import acquire
@@ -51,6 +52,7 @@ async def publish(ctx: AppContext, records: Sequence[EventRecord]) -> None:
     """
     if not records:
         return
+    EVENT_SEQ.set(records[-1].seq)
     try:
         await ctx.broker.publish(records)
     except Exception:

@@ -28,6 +28,7 @@ import uvicorn
 from gateway.config import Settings
 from gateway.embedded_pg import resolved_database
 from gateway.http import DB_ERRORS
+from gateway.logs import configure_logging
 from inbox.db import connect
 from inbox.migrations import Migration, migrate
 
@@ -120,14 +121,8 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if level == "trace" else level.upper(),  # "trace" is uvicorn's own level
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pgserver logs every pg_ctl command line and its full output at INFO.
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    configure_logging(level, fmt)
 
 
 async def _serve(settings: Settings, stop: _StopSignals) -> None:
@@ -148,6 +143,7 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
             port=settings.gateway_port,
             lifespan="on",
             log_level=settings.gateway_log_level.lower(),
+            log_config=None,  # uvicorn's lines go through our root handler (gateway.logs)
             timeout_graceful_shutdown=10,
         )
         server = uvicorn.Server(config)
@@ -158,7 +154,7 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM. Raises DatabaseUnreachable, MigrationError, EmbeddedPostgresError;
     SystemExit when uvicorn cannot start (port in use, lifespan failure)."""
-    _configure_logging(settings.gateway_log_level)
+    _configure_logging(settings.gateway_log_level, settings.gateway_log_format)
     stop = _StopSignals()
     stop.install()
     try:
