@@ -23,7 +23,7 @@ FIXTURE = REPO / "tests/fixtures/whatsapp/text.json"
 @contextlib.asynccontextmanager
 async def serve_logging_to(path, db_url: str, **env: str):
     port = free_port()
-    with open(path, "wb") as log_file:
+    with open(path, "wb") as log_file:  # noqa: ASYNC230 - a local file handed to the child process
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway", "serve", cwd=REPO, stdout=log_file, stderr=log_file,
             env=cli_env(DATABASE_URL=db_url, GATEWAY_PORT=str(port), GATEWAY_WORKERS="false", **env),
