@@ -33,6 +33,7 @@ from gateway.logs import RequestIdMiddleware
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
+from gateway.shutdown import stop_workers
 from gateway.webhooks import telegram as telegram_webhooks
 from gateway.webhooks import whatsapp as whatsapp_webhooks
 from inbox.db import create_pool
@@ -83,6 +84,7 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
             await start_supervisor(ctx)
             yield
         finally:
+            await stop_workers(ctx)  # gateway.shutdown steps 4-5
             await ctx.tasks.close()
             for stop in reversed(ctx.extras.get("stoppers", [])):
                 await stop(ctx)

@@ -148,4 +148,4 @@ async def start_supervisor(ctx: AppContext) -> None:
     supervisor = ChannelSupervisor(ctx, interval=ctx.settings.gateway_lease_interval)
     ctx.extras["channel_supervisor"] = supervisor
     ctx.extras["wake_supervisor"] = supervisor.wake
-    ctx.tasks.spawn(supervisor.run(), name="channel-supervisor")
+    ctx.extras["channel_supervisor_task"] = ctx.tasks.spawn(supervisor.run(), name="channel-supervisor")

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Seconds between checks of each live account's latest seq against what its
     # sockets got: catches events whose publish was lost (writer crash, Redis outage).
     gateway_ws_check_interval: float = Field(default=1.0, gt=0)
+    # Bound of each graceful-shutdown step that waits (requests in flight, sends in flight).
+    gateway_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
     gateway_workers: bool = True  # background workers (outbound, media, channel connections)
     # How often a node looks for channels to run and proves it still holds its leases;
     # also the longest a dead node's channels wait for a takeover (plus one pass).

@@ -35,6 +35,7 @@ from gateway.config import Settings
 from gateway.demo_ami import DemoPbx
 from gateway.embedded_pg import resolved_database
 from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async
+from gateway.shutdown import GracefulServer
 from inbox.accounts import create_account
 from inbox.db import create_pool
 
@@ -204,7 +205,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
                 "telegram_api_base": f"{base}/demo/telegram",
             }))
             app.router.routes.extend(fake_provider_routes(state))
-            server = uvicorn.Server(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
+            server = GracefulServer(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
                                                    lifespan="on", log_level="warning",
                                                    log_config=None))
             stop.server = server

@@ -16,6 +16,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     ctx = ctx_of(request)
+    if ctx.extras.get("draining"):
+        return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     checks: dict[str, str] = {}
     try:
         await ctx.pool.fetchval("SELECT 1", timeout=2)

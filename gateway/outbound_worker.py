@@ -71,6 +71,8 @@ class OutboundWorker:
         self.node_id = node_id or ctx.node_id
         self._wakeup = asyncio.Event()
         self._rng = random.Random()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def wake(self) -> None:
         """A job was queued in this process: look now instead of at the next poll."""
@@ -78,7 +80,27 @@ class OutboundWorker:
 
     def start(self) -> None:
         for n in range(self.config.concurrency):
-            self.ctx.tasks.spawn(self.run(recover=n == 0), name=f"outbound-worker-{n}")
+            self._loops.append(self.ctx.tasks.spawn(self.run(recover=n == 0), name=f"outbound-worker-{n}"))
+
+    async def drain(self, within: float) -> None:
+        """Graceful stop: claim nothing more, let sends in flight finish and be recorded.
+
+        A job is claimed and its attempt committed in one step, so nothing is
+        claimed-but-unstarted to hand back. A send still running after
+        ``within`` is cancelled: its attempt stays 'started' and lease recovery
+        settles it (never sent twice).
+        """
+        self._stopping = True
+        self._wakeup.set()
+        loops = [t for t in self._loops if not t.done()]
+        if not loops:
+            return
+        _, running = await asyncio.wait(loops, timeout=within)
+        for task in running:
+            log.warning("outbound worker: a send outlived the shutdown timeout; lease recovery will settle it")
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
 
     async def run(self, *, recover: bool = True) -> None:
         """Work until cancelled. Database outages are waited out, never fatal."""
@@ -92,7 +114,8 @@ class OutboundWorker:
                 next_recovery = loop.time() + self.config.recover_interval
             return await self.run_once()
 
-        await poll_loop("outbound worker", step, self._wakeup, self.config.poll_interval, retry_on=DB_ERRORS)
+        await poll_loop("outbound worker", step, self._wakeup, self.config.poll_interval, retry_on=DB_ERRORS,
+                        stopping=lambda: self._stopping)
 
     async def recover(self) -> int:
         async with _connection(self.pool) as conn:

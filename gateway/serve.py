@@ -29,6 +29,7 @@ from gateway.config import Settings
 from gateway.embedded_pg import resolved_database
 from gateway.http import DB_ERRORS
 from gateway.logs import configure_logging
+from gateway.shutdown import GracefulServer
 from inbox.db import connect
 from inbox.migrations import Migration, migrate
 
@@ -144,9 +145,9 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
             lifespan="on",
             log_level=settings.gateway_log_level.lower(),
             log_config=None,  # uvicorn's lines go through our root handler (gateway.logs)
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=settings.gateway_shutdown_timeout,  # type: ignore[arg-type]
         )
-        server = uvicorn.Server(config)
+        server = GracefulServer(config)
         stop.server = server
         await server.serve()
 

@@ -46,12 +46,14 @@ async def poll_loop(
     poll_interval: float,
     *,
     retry_on: tuple[type[BaseException], ...],
+    stopping: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Run ``step`` until cancelled: again at once while it finds work, else at
-    the next poll or wake-up. Errors in ``retry_on`` (a database outage) are
-    waited out with exponential backoff instead of killing the worker."""
+    """Run ``step`` until cancelled or ``stopping()`` (checked between steps; set
+    ``wakeup`` with it): again at once while it finds work, else at the next
+    poll or wake-up. Errors in ``retry_on`` (a database outage) are waited out
+    with exponential backoff instead of killing the worker."""
     failures = 0
-    while True:
+    while not stopping():
         try:
             worked = await step()
             failures = 0
@@ -61,7 +63,7 @@ async def poll_loop(
             log.warning("%s: database error (%s); retrying in %.1fs", name, exc, delay)
             await asyncio.sleep(delay)
             continue
-        if not worked:
+        if not worked and not stopping():
             wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), poll_interval)

@@ -21,8 +21,9 @@ large), ``unknown_type``, ``invalid_frame`` (fields), ``invalid_topic``,
 ``not_found``, ``too_many_topics``, ``already_streaming``.
 
 Close codes: 4401 bad or missing API key; 4008 send queue overflowed (resume
-with ``after``); 1013 the database is unreachable (retry later); 1011 an
-unexpected server error.
+with ``after``); 1013 the database is unreachable (retry later); 1001 the
+process is shutting down (reconnect, through the load balancer, with
+``after``); 1011 an unexpected server error.
 """
 
 from __future__ import annotations
@@ -100,7 +101,28 @@ async def serve_socket(websocket: WebSocket, send: Send) -> None:
         await _close(websocket, CLOSE_UNAUTHORIZED, "invalid or missing API key")
         return
     session = WsSession(hub, websocket, send, principal.account_id, ctx.settings.gateway_ws_queue_size)
-    await session.run()
+    sessions: set[WsSession] = ctx.extras.setdefault("ws_sessions", set())
+    sessions.add(session)
+    try:
+        await session.run()
+    finally:
+        sessions.discard(session)
+        if not session.finished.done():
+            session.finished.set_result(None)
+
+
+async def close_all_sockets(ctx: AppContext, code: int, reason: str, *, within: float) -> int:
+    """Ask every live socket of this process to close with ``code``; wait (bounded) until they have.
+
+    Returns how many sockets were asked. Used by the graceful shutdown (1001).
+    """
+    sessions: set[WsSession] = ctx.extras.get("ws_sessions", set())
+    asked = list(sessions)
+    for session in asked:
+        session.close_with(code, reason)
+    if asked:
+        await asyncio.wait([s.finished for s in asked], timeout=within)
+    return len(asked)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
@@ -117,6 +139,13 @@ class WsSession:
         self.send = send
         self.account_id = account_id
         self.sub = Subscriber(account_id, queue_size)
+        # Resolved with (code, reason) when the server closes this socket on its own (shutdown).
+        self.closing: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def close_with(self, code: int, reason: str) -> None:
+        if not self.closing.done():
+            self.closing.set_result((code, reason))
 
     async def run(self) -> None:
         WS_CONNECTIONS.inc()
@@ -125,9 +154,11 @@ class WsSession:
         code: int | None = None
         reason = ""
         try:
-            waiters: set[asyncio.Future[Any]] = {reader, writer, self.sub.dropped}
+            waiters: set[asyncio.Future[Any]] = {reader, writer, self.sub.dropped, self.closing}
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if self.sub.dropped in done:
+            if self.closing in done:
+                code, reason = self.closing.result()
+            elif self.sub.dropped in done:
                 code, reason = self.sub.dropped.result(), "send queue overflowed: resume with after"
             elif reader in done and (exc := reader.exception()) is not None:
                 if isinstance(exc, DB_ERRORS):

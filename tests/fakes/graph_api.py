@@ -12,6 +12,7 @@ error envelopes and 5xx, and every request is recorded for assertions.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 from collections.abc import AsyncIterator
@@ -68,6 +69,11 @@ class FakeGraphApi:
         self.url = ""
         self._scripts: dict[str, list[ScriptedError]] = {}
         self._ids = itertools.count(1)
+        # While ``hold`` is set, sends are received and recorded but not answered
+        # until it is released (a slow provider, a send in flight); ``holding`` is
+        # set once one is waiting.
+        self.hold: asyncio.Event | None = None
+        self.holding = asyncio.Event()
 
     @property
     def base_url(self) -> str:
@@ -112,6 +118,9 @@ class FakeGraphApi:
             self.reads.append(record)
             return web.json_response({"success": True})
         self.sends.append(record)
+        if self.hold is not None:
+            self.holding.set()
+            await self.hold.wait()
         script = self._scripts.get(phone_number_id)
         if script:
             failure = script.pop(0)
