@@ -1,7 +1,8 @@
 """The Starlette application and its lifespan.
 
 Startup, in order:
-1. open the asyncpg pool (the database is migrated by ``serve`` before this);
+1. open the asyncpg pool (the database is migrated by ``serve`` before this), seal
+   channel secrets left in plaintext and check GATEWAY_SECRET_KEY opens the stored ones;
 2. create the broker (in-process, or Redis when REDIS_URL is set);
 3. let each channel module install its sender and connection runner;
 4. start the background workers.
@@ -31,9 +32,11 @@ from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavail
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
+from gateway.secret_box import box_for
+from gateway.secret_rotation import seal_at_start
 from gateway.webhooks import telegram as telegram_webhooks
 from gateway.webhooks import whatsapp as whatsapp_webhooks
-from inbox.db import create_pool
+from inbox.db import acquire, create_pool
 
 # Each channel module registers its sender / runner / routes here.
 Installer = Callable[[AppContext], None]
@@ -65,9 +68,16 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url, "serve resolves DATABASE_URL before building the app"
+        box = box_for(settings)  # a missing or malformed key stops the start before anything opens
         pool = await create_pool(settings.database_url)
+        try:
+            async with acquire(pool) as conn:
+                await seal_at_start(conn, box)
+        except BaseException:
+            await pool.close()
+            raise
         broker = overrides.get("broker") or _make_broker(settings)
-        ctx = AppContext(settings=settings, pool=pool, broker=broker)
+        ctx = AppContext(settings=settings, pool=pool, broker=broker, _box=box)
         for name, value in overrides.items():
             if name != "broker":
                 setattr(ctx, name, value)

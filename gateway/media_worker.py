@@ -174,7 +174,7 @@ class MediaWorker:
                 FROM due, channels ch
                 WHERE f.id = due.id AND ch.id = f.channel_id
                 RETURNING f.id, f.account_id, f.provider_id, f.source_url, f.expected_sha256, f.attempts,
-                          ch.type, ch.config, ch.secrets
+                          ch.type, ch.config, ch.secrets_enc
                 """,
                 self.config.lease_seconds,
             )
@@ -182,7 +182,8 @@ class MediaWorker:
             return None
         return _Claimed(
             id=row["id"], account_id=row["account_id"], channel_type=ChannelType(row["type"]),
-            channel_config=row["config"], channel_secrets=row["secrets"], provider_id=row["provider_id"],
+            channel_config=row["config"], channel_secrets=self.ctx.secret_box.open(row["secrets_enc"]),
+            provider_id=row["provider_id"],
             source_url=row["source_url"], expected_sha256=row["expected_sha256"], attempts=row["attempts"],
         )
 

@@ -42,7 +42,8 @@ async def _channel(request: Request) -> ChannelRow:
 
 async def subscribe(request: Request) -> Response:
     channel = await _channel(request)
-    challenge = subscription_challenge(request.query_params, channel.secrets.get("verify_token"))
+    secrets = ctx_of(request).channel_secrets(channel)
+    challenge = subscription_challenge(request.query_params, secrets.get("verify_token"))
     if challenge is None:
         raise ApiError(403, "forbidden", "hub.mode or hub.verify_token does not match this channel")
     return PlainTextResponse(challenge)
@@ -52,7 +53,8 @@ async def receive(request: Request) -> Response:
     ctx = ctx_of(request)
     body = await read_body(request, ctx.settings.gateway_max_body_bytes)
     channel = await _channel(request)
-    if not signature_matches(body, request.headers.get(SIGNATURE_HEADER), channel.secrets.get("app_secret")):
+    app_secret = ctx.channel_secrets(channel).get("app_secret")
+    if not signature_matches(body, request.headers.get(SIGNATURE_HEADER), app_secret):
         raise ApiError(401, "invalid_signature", f"missing or wrong {SIGNATURE_HEADER}")
     try:
         data = decode_body(body)
