@@ -17,6 +17,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from gateway import api as rest_api
@@ -28,11 +30,11 @@ from gateway.broker import Broker, InProcessBroker
 from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
 from gateway.context import AppContext
-from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler
+from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler, error_response
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
-from gateway.secret_box import box_for
+from gateway.secret_box import SecretsUnreadable, box_for
 from gateway.secret_rotation import seal_at_start
 from gateway.webhooks import telegram as telegram_webhooks
 from gateway.webhooks import whatsapp as whatsapp_webhooks
@@ -60,6 +62,12 @@ def _make_broker(settings: Settings) -> Broker:
     if settings.redis_url:
         return RedisBroker(settings.redis_url, prefix=settings.gateway_redis_prefix)
     return InProcessBroker()
+
+
+async def _secrets_unreadable(request: Request, exc: Exception) -> Response:
+    # The operator's key does not open this channel's secrets: not the caller's fault, and not a 500.
+    return error_response(503, "channel_secrets_unreadable", "this channel's secrets cannot be decrypted; "
+                          "the operator must check GATEWAY_SECRET_KEY")
 
 
 def create_app(settings: Settings, **overrides: Any) -> Starlette:
@@ -99,4 +107,5 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     exception_handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: http_exception_handler}
     for exc_type in DB_UNAVAILABLE:
         exception_handlers[exc_type] = db_unavailable_handler
+    exception_handlers[SecretsUnreadable] = _secrets_unreadable
     return Starlette(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers)

@@ -17,7 +17,7 @@ import asyncpg
 
 from gateway.config import Settings, SettingsError, load_settings
 from gateway.embedded_pg import EmbeddedPostgresError, resolved_database
-from gateway.secret_box import SecretKeyError
+from gateway.secret_box import SecretKeyError, SecretsUnreadable
 from gateway.serve import (
     DatabaseUnreachable,
     apply_migrations,
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 2)
     except CliError as exc:
         return _fail(str(exc), exc.code)
-    except (DatabaseUnreachable, EmbeddedPostgresError) as exc:
+    except (DatabaseUnreachable, EmbeddedPostgresError, SecretsUnreadable) as exc:
         return _fail(str(exc), 1)
     except MigrationError as exc:
         return _fail(f"migration refused: {exc}", 1)

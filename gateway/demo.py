@@ -35,7 +35,7 @@ from gateway.config import Settings
 from gateway.demo_ami import DemoPbx
 from gateway.embedded_pg import resolved_database
 from gateway.secret_box import SecretBox, box_for
-from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async
+from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async, seal_secrets
 from inbox.accounts import create_account
 from inbox.db import create_pool
 
@@ -199,6 +199,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             if stop.requested:
                 return
             await apply_migrations(dsn)
+            await seal_secrets(dsn, settings)
             key = await _create_demo(dsn, state, pbx, box_for(settings))
             app = create_app(settings.model_copy(update={
                 "database_url": dsn,
