@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from channels.whatsapp.client import GraphApiClient
 from channels.whatsapp.fetcher import WhatsAppFetcher
+from channels.whatsapp.media_hosts import MediaHostPolicy
 from channels.whatsapp.parse import MalformedBody, decode_body, parse_webhook
 from channels.whatsapp.sender import WhatsAppSender
 from channels.whatsapp.verify import SIGNATURE_HEADER, signature_matches, subscription_challenge
@@ -84,7 +85,8 @@ routes = [
 
 def install(ctx: AppContext) -> None:
     """Register the WhatsApp sender, media fetcher and read receipts; they share one Graph API client."""
-    client = GraphApiClient(ctx.settings.whatsapp_api_base)
+    base = ctx.settings.whatsapp_api_base
+    client = GraphApiClient(base, media_hosts=MediaHostPolicy(base, ctx.settings.whatsapp_media_hosts))
     ctx.extras["whatsapp_client"] = client
     # setdefault: a test may have plugged its own in through the context overrides.
     ctx.senders.setdefault(ChannelType.WHATSAPP, WhatsAppSender(client))
