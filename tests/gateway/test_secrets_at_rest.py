@@ -189,3 +189,10 @@ async def test_rotate_all_prints_a_readable_report(db_url, pool):
     finally:
         await conn.close()
     assert report.line() == "1 channels: 0 re-encrypted under the first key, 1 already current, 0 plaintext sealed"
+
+
+async def test_generate_key_prints_a_usable_key_and_needs_no_setting():
+    done = await run_cli("secrets", "generate-key", GATEWAY_SECRET_KEY="", DATABASE_URL="postgresql://nowhere/x")
+
+    assert done.returncode == 0, done.stderr
+    SecretBox.from_setting(done.stdout.strip())
