@@ -196,3 +196,16 @@ async def test_generate_key_prints_a_usable_key_and_needs_no_setting():
 
     assert done.returncode == 0, done.stderr
     SecretBox.from_setting(done.stdout.strip())
+
+
+async def test_a_channel_whose_secrets_no_key_opens_answers_503_not_500(db_url, pool):
+    account_id, _ = await make_account(pool, "foreign")
+    async with run_server(db_url, gateway_workers=False) as server, server.client() as http:
+        channel_id = await pool.fetchval(
+            """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
+               VALUES ($1, 'whatsapp', 'wa', '{"phone_number_id": "5550102"}', $2, '5550102') RETURNING id""",
+            account_id, SecretBox.from_setting(generate_key()).seal(WA))
+        r = await http.get(f"/webhooks/whatsapp/{channel_id}", params={
+            "hub.mode": "subscribe", "hub.verify_token": WA["verify_token"], "hub.challenge": "42"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "channel_secrets_unreadable"
