@@ -37,6 +37,7 @@ import asyncpg
 from gateway.context import AppContext
 from gateway.http import DB_ERRORS
 from gateway.pipeline import publish
+from gateway.secret_box import SecretsUnreadable
 from gateway.supervise import poll_loop
 from inbox import eventlog
 from inbox.calls import call_json
@@ -72,7 +73,7 @@ class _Claimed:
     account_id: int
     channel_type: ChannelType
     channel_config: dict[str, Any]
-    channel_secrets: dict[str, Any]
+    sealed_secrets: str | None  # opened only for the fetch (gateway/secret_box.py)
     provider_id: str | None
     source_url: str | None
     expected_sha256: str | None
@@ -186,7 +187,7 @@ class MediaWorker:
             return None
         return _Claimed(
             id=row["id"], account_id=row["account_id"], channel_type=ChannelType(row["type"]),
-            channel_config=row["config"], channel_secrets=self.ctx.secret_box.open(row["secrets_enc"]),
+            channel_config=row["config"], sealed_secrets=row["secrets_enc"],
             provider_id=row["provider_id"],
             source_url=row["source_url"], expected_sha256=row["expected_sha256"], attempts=row["attempts"],
         )
@@ -196,12 +197,16 @@ class MediaWorker:
         if fetcher is None:
             raise _Retry(f"no media fetcher for {job.channel_type} channels in this process")
         try:
+            secrets = self.ctx.secret_box.open(job.sealed_secrets)
+        except SecretsUnreadable as exc:
+            raise _Retry(str(exc)) from exc
+        try:
             async with asyncio.timeout(self.config.fetch_timeout):
                 return await fetcher.fetch(
                     provider_id=job.provider_id,
                     source_url=job.source_url,
                     channel_config=job.channel_config,
-                    channel_secrets=job.channel_secrets,
+                    channel_secrets=secrets,
                 )
         except (MediaTooLarge, MediaRefused):
             raise
