@@ -1,7 +1,8 @@
 """The Starlette application and its lifespan.
 
 Startup, in order:
-1. open the asyncpg pool (the database is migrated by ``serve`` before this);
+1. open the asyncpg pool (the database is migrated by ``serve`` before this), seal
+   channel secrets left in plaintext and check GATEWAY_SECRET_KEY opens the stored ones;
 2. create the broker (in-process, or Redis when REDIS_URL is set);
 3. let each channel module install its sender and connection runner;
 4. start the background workers.
@@ -17,6 +18,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from gateway import api as rest_api
@@ -28,15 +31,17 @@ from gateway.broker import Broker, InProcessBroker
 from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
 from gateway.context import AppContext
-from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler
+from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler, error_response
 from gateway.logs import RequestIdMiddleware
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
+from gateway.secret_box import SecretsUnreadable, box_for
+from gateway.secret_rotation import seal_at_start
 from gateway.shutdown import stop_workers
 from gateway.webhooks import telegram as telegram_webhooks
 from gateway.webhooks import whatsapp as whatsapp_webhooks
-from inbox.db import create_pool
+from inbox.db import acquire, create_pool
 
 # Each channel module registers its sender / runner / routes here.
 Installer = Callable[[AppContext], None]
@@ -62,15 +67,28 @@ def _make_broker(settings: Settings) -> Broker:
     return InProcessBroker()
 
 
+async def _secrets_unreadable(request: Request, exc: Exception) -> Response:
+    # The operator's key does not open this channel's secrets: not the caller's fault, and not a 500.
+    return error_response(503, "channel_secrets_unreadable", "this channel's secrets cannot be decrypted; "
+                          "the operator must check GATEWAY_SECRET_KEY")
+
+
 def create_app(settings: Settings, **overrides: Any) -> Starlette:
     """Build the app. ``overrides`` replace context fields (tests plug senders in)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url, "serve resolves DATABASE_URL before building the app"
+        box = box_for(settings)  # a missing or malformed key stops the start before anything opens
         pool = await create_pool(settings.database_url)
+        try:
+            async with acquire(pool) as conn:
+                await seal_at_start(conn, box)
+        except BaseException:
+            await pool.close()
+            raise
         broker = overrides.get("broker") or _make_broker(settings)
-        ctx = AppContext(settings=settings, pool=pool, broker=broker)
+        ctx = AppContext(settings=settings, pool=pool, broker=broker, _box=box)
         for name, value in overrides.items():
             if name != "broker":
                 setattr(ctx, name, value)
@@ -93,5 +111,6 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     exception_handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: http_exception_handler}
     for exc_type in DB_UNAVAILABLE:
         exception_handlers[exc_type] = db_unavailable_handler
+    exception_handlers[SecretsUnreadable] = _secrets_unreadable
     return Starlette(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers,
                      middleware=[Middleware(RequestIdMiddleware)])

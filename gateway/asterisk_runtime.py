@@ -130,7 +130,7 @@ class _Runner:
                 began = asyncio.get_running_loop().time()
                 conn = AmiConnection(
                     host=self.config.host, port=self.config.port, username=self.config.username,
-                    secret=str(self.channel.secrets.get("secret", "")),
+                    secret=str(self.ctx.channel_secrets(self.channel).get("secret", "")),
                     connect_timeout=self.opts.connect_timeout, action_timeout=self.opts.action_timeout,
                 )
                 try:

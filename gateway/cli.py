@@ -17,6 +17,7 @@ import asyncpg
 
 from gateway.config import Settings, SettingsError, load_settings
 from gateway.embedded_pg import EmbeddedPostgresError, resolved_database
+from gateway.secret_box import SecretKeyError, SecretsUnreadable
 from gateway.serve import (
     DatabaseUnreachable,
     apply_migrations,
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--id", dest="ids", type=int, action="append", metavar="ID",
                         help="only this inbound event (repeatable)")
     replay.add_argument("--json", action="store_true", help="print a one-line JSON summary")
+    secrets = verbs.add_parser("secrets", help="channel secrets at rest (GATEWAY_SECRET_KEY)")
+    secrets_verbs = secrets.add_subparsers(dest="secrets_verb", metavar="ACTION", required=True)
+    rotate = secrets_verbs.add_parser(
+        "rotate", help="re-encrypt every channel's secrets under the first key of GATEWAY_SECRET_KEY")
+    rotate.add_argument("--json", action="store_true", help="print the counts as one JSON line")
+    secrets_verbs.add_parser("generate-key", help="print a new random key for GATEWAY_SECRET_KEY")
     demo = verbs.add_parser("demo", help="serve with a demo account and simulated WhatsApp, Telegram and calls")
     demo.add_argument("--interval", type=float, default=4.0, metavar="SECONDS",
                       help="average seconds between simulated customer events (default 4)")
@@ -226,7 +233,55 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.secret_box import box_for
+    from gateway.secret_rotation import UnreadableChannels, rotate_all
+
+    box = box_for(settings)
+
+    async def run(dsn: str) -> Any:
+        await apply_migrations(dsn)  # the sealed column comes with migration 0003
+        conn = await connect_or_explain(dsn)
+        try:
+            return await rotate_all(conn, box)
+        finally:
+            await conn.close()
+
+    try:
+        report = _with_database(settings, run)
+    except UnreadableChannels as exc:
+        raise CliError(str(exc)) from exc
+    _print(json.dumps(report.as_dict()) if args.json else report.line())
+    return 0
+
+
+def cmd_secrets_generate_key(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.secret_box import generate_key
+
+    _print(generate_key())
+    return 0
+
+
+def with_secret_key(settings: Settings) -> Settings:
+    """Settings whose GATEWAY_SECRET_KEY is resolved: the configured one, or (embedded database
+    only) the data dir's generated key file. Raises SecretKeyError with one line otherwise."""
+    from pydantic import SecretStr
+
+    from gateway.secret_box import resolve_key
+
+    key = settings.gateway_secret_key
+    value = resolve_key(key.get_secret_value() if key is not None else None,
+                        embedded=settings.database_url is None, data_dir=settings.gateway_data_dir)
+    return settings.model_copy(update={"gateway_secret_key": SecretStr(value)})
+
+
+# Commands that open channel secrets: they refuse to start without a usable key.
+_NEEDS_SECRET_KEY = {"serve", "demo", "secrets"}
+
+
 def _dispatch(args: argparse.Namespace) -> Callable[[Settings, argparse.Namespace], int]:
+    if args.verb == "secrets":
+        return cmd_secrets_rotate if args.secrets_verb == "rotate" else cmd_secrets_generate_key
     if args.verb == "account":
         return cmd_account_create
     if args.verb == "retention":
@@ -244,12 +299,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 with usage on bad arguments
     try:
         settings = load_settings()
+        if args.verb in _NEEDS_SECRET_KEY and getattr(args, "secrets_verb", None) != "generate-key":
+            settings = with_secret_key(settings)
         return _dispatch(args)(settings, args)
-    except SettingsError as exc:
+    except (SettingsError, SecretKeyError) as exc:
         return _fail(str(exc), 2)
     except CliError as exc:
         return _fail(str(exc), exc.code)
-    except (DatabaseUnreachable, EmbeddedPostgresError) as exc:
+    except (DatabaseUnreachable, EmbeddedPostgresError, SecretsUnreadable) as exc:
         return _fail(str(exc), 1)
     except MigrationError as exc:
         return _fail(f"migration refused: {exc}", 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,11 +37,22 @@ class Settings(BaseSettings):
     # How often a node looks for channels to run and proves it still holds its leases;
     # also the longest a dead node's channels wait for a takeover (plus one pass).
     gateway_lease_interval: float = Field(default=2.0, gt=0)
+    # Fernet keys for channel secrets at rest, comma-separated: the first seals, all open
+    # (gateway/secret_box.py). Unset: generated into the data dir, embedded database only.
+    gateway_secret_key: SecretStr | None = None
+    # Hosts a WhatsApp media URL may point at for the access token to go with it
+    # (comma-separated; "*.example.com" matches subdomains). WHATSAPP_API_BASE's host is always allowed.
+    whatsapp_media_hosts: str = "lookaside.fbsbx.com,*.fbsbx.com,*.whatsapp.net"
 
     @field_validator("database_url", "redis_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("gateway_secret_key")
+    @classmethod
+    def _empty_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from gateway.config import Settings
+from gateway.secret_box import SecretBox, box_for
 from gateway.supervise import TaskGroup
 from schema.enums import ChannelType
 from schema.media import MediaFetcher
@@ -52,3 +53,15 @@ class AppContext:
     # Identifies this process in leases and job locks.
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     extras: dict[str, Any] = field(default_factory=dict)
+    # Built from settings on first use (GATEWAY_SECRET_KEY); the lifespan touches it first to fail fast.
+    _box: SecretBox | None = field(default=None, repr=False)
+
+    @property
+    def secret_box(self) -> SecretBox:
+        if self._box is None:
+            self._box = box_for(self.settings)
+        return self._box
+
+    def channel_secrets(self, channel: ChannelRow) -> dict[str, Any]:
+        """A channel's secrets in clear, for the provider call about to use them; never store or log them."""
+        return self.secret_box.open(channel.sealed_secrets)

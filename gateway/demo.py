@@ -34,7 +34,8 @@ from channels.whatsapp.verify import SIGNATURE_HEADER, sign
 from gateway.config import Settings
 from gateway.demo_ami import DemoPbx
 from gateway.embedded_pg import resolved_database
-from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async
+from gateway.secret_box import SecretBox, box_for
+from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async, seal_secrets
 from gateway.shutdown import GracefulServer
 from inbox.accounts import create_account
 from inbox.db import create_pool
@@ -127,7 +128,7 @@ def fake_provider_routes(state: DemoState) -> list[Route]:
     ]
 
 
-async def _create_demo(dsn: str, state: DemoState, pbx: DemoPbx) -> str:
+async def _create_demo(dsn: str, state: DemoState, pbx: DemoPbx, box: SecretBox) -> str:
     pool = await create_pool(dsn, max_size=2)
     try:
         account_id, key = await create_account(pool, f"demo {time.strftime('%Y-%m-%d %H:%M')}")
@@ -138,20 +139,21 @@ async def _create_demo(dsn: str, state: DemoState, pbx: DemoPbx) -> str:
                  AND (provider_key IN ($1, '7000001') OR provider_key LIKE '127.0.0.1:%:demo')""",
             PHONE_NUMBER_ID,
         )
-        insert = """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+        insert = """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"""
         state.wa_channel = await pool.fetchval(
             insert, account_id, "whatsapp", "WhatsApp (demo)", {"phone_number_id": PHONE_NUMBER_ID},
-            {"access_token": "demo-token", "app_secret": state.app_secret, "verify_token": "demo"}, PHONE_NUMBER_ID)
+            box.seal({"access_token": "demo-token", "app_secret": state.app_secret, "verify_token": "demo"}),
+            PHONE_NUMBER_ID)
         state.tg_channel = await pool.fetchval(
             insert, account_id, "telegram", "Telegram (demo)",
             {"mode": "webhook", "bot_id": 7000001, "bot_username": "inbox_demo_bot"},
-            {"bot_token": "7000001:demo", "webhook_secret": state.tg_secret}, "7000001")
+            box.seal({"bot_token": "7000001:demo", "webhook_secret": state.tg_secret}), "7000001")
         await pool.fetchval(
             insert, account_id, "asterisk", "Asterisk (demo PBX)",
             {"host": "127.0.0.1", "port": pbx.port, "username": "demo", "inbound_contexts": ["from-carrier"],
              "agent_pattern": r"PJSIP/1\d{3}"},
-            {"secret": state.ami_secret}, f"127.0.0.1:{pbx.port}:demo")
+            box.seal({"secret": state.ami_secret}), f"127.0.0.1:{pbx.port}:demo")
         return key
     finally:
         await pool.close()
@@ -198,7 +200,8 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             if stop.requested:
                 return
             await apply_migrations(dsn)
-            key = await _create_demo(dsn, state, pbx)
+            await seal_secrets(dsn, settings)
+            key = await _create_demo(dsn, state, pbx, box_for(settings))
             app = create_app(settings.model_copy(update={
                 "database_url": dsn,
                 "whatsapp_api_base": f"{base}/demo/graph/v21.0",

@@ -14,7 +14,8 @@ failed download never holds a message back. For each due row:
 
 A fetch error or a digest mismatch is retried with exponential backoff and
 jitter until ``max_attempts``, then the row is ``failed`` with the last error;
-:class:`schema.media.MediaTooLarge` is final at once (``too_large``).
+:class:`schema.media.MediaTooLarge` is final at once (``too_large``), and so is
+:class:`schema.media.MediaRefused` (``failed``: e.g. a URL the token must not go to).
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ import asyncpg
 from gateway.context import AppContext
 from gateway.http import DB_ERRORS
 from gateway.pipeline import publish
+from gateway.secret_box import SecretsUnreadable
 from gateway.supervise import poll_loop
 from inbox import eventlog
 from inbox.calls import call_json
 from inbox.eventlog import EventRecord, PendingEvent
 from inbox.views import message_json
 from schema.enums import ChannelType, EventName, MediaStatus
-from schema.media import MediaDownload, MediaFetchError, MediaTooLarge
+from schema.media import MediaDownload, MediaFetchError, MediaRefused, MediaTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class _Claimed:
     account_id: int
     channel_type: ChannelType
     channel_config: dict[str, Any]
-    channel_secrets: dict[str, Any]
+    sealed_secrets: str | None  # opened only for the fetch (gateway/secret_box.py)
     provider_id: str | None
     source_url: str | None
     expected_sha256: str | None
@@ -153,6 +155,9 @@ class MediaWorker:
             await asyncio.to_thread(_write_file, self.ctx.settings.media_dir, key, download.content)
         except MediaTooLarge as exc:
             records = await self._finish(job, MediaStatus.TOO_LARGE, error=str(exc) or "media too large")
+        except MediaRefused as exc:
+            log.warning("media %s refused: %s", job.id, exc)
+            records = await self._finish(job, MediaStatus.FAILED, error=f"refused: {exc}")
         except _Retry as exc:
             records = await self._retry(job, str(exc))
         else:
@@ -174,7 +179,7 @@ class MediaWorker:
                 FROM due, channels ch
                 WHERE f.id = due.id AND ch.id = f.channel_id
                 RETURNING f.id, f.account_id, f.provider_id, f.source_url, f.expected_sha256, f.attempts,
-                          ch.type, ch.config, ch.secrets
+                          ch.type, ch.config, ch.secrets_enc
                 """,
                 self.config.lease_seconds,
             )
@@ -182,7 +187,8 @@ class MediaWorker:
             return None
         return _Claimed(
             id=row["id"], account_id=row["account_id"], channel_type=ChannelType(row["type"]),
-            channel_config=row["config"], channel_secrets=row["secrets"], provider_id=row["provider_id"],
+            channel_config=row["config"], sealed_secrets=row["secrets_enc"],
+            provider_id=row["provider_id"],
             source_url=row["source_url"], expected_sha256=row["expected_sha256"], attempts=row["attempts"],
         )
 
@@ -191,14 +197,18 @@ class MediaWorker:
         if fetcher is None:
             raise _Retry(f"no media fetcher for {job.channel_type} channels in this process")
         try:
+            secrets = self.ctx.secret_box.open(job.sealed_secrets)
+        except SecretsUnreadable as exc:
+            raise _Retry(str(exc)) from exc
+        try:
             async with asyncio.timeout(self.config.fetch_timeout):
                 return await fetcher.fetch(
                     provider_id=job.provider_id,
                     source_url=job.source_url,
                     channel_config=job.channel_config,
-                    channel_secrets=job.channel_secrets,
+                    channel_secrets=secrets,
                 )
-        except MediaTooLarge:
+        except (MediaTooLarge, MediaRefused):
             raise
         except MediaFetchError as exc:
             raise _Retry(f"download failed: {exc}") from exc

@@ -151,7 +151,7 @@ class OutboundWorker:
             channel_id=job.channel.id,
             channel_type=job.channel.type,
             channel_config=job.channel.config,
-            channel_secrets=job.channel.secrets,
+            channel_secrets=self.ctx.channel_secrets(job.channel),
             to=job.to,
             text=job.text,
             reply_to_external_id=job.reply_to_external_id,

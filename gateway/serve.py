@@ -29,6 +29,8 @@ from gateway.config import Settings
 from gateway.embedded_pg import resolved_database
 from gateway.http import DB_ERRORS
 from gateway.logs import configure_logging
+from gateway.secret_box import box_for
+from gateway.secret_rotation import seal_at_start
 from gateway.shutdown import GracefulServer
 from inbox.db import connect
 from inbox.migrations import Migration, migrate
@@ -72,6 +74,16 @@ async def connect_or_explain(dsn: str, *, seconds: float = 10) -> asyncpg.Connec
     except DB_ERRORS as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DatabaseUnreachable(f"cannot connect to the database {describe_dsn(dsn)}: {reason}") from exc
+
+
+async def seal_secrets(dsn: str, settings: Settings) -> None:
+    """Seal plaintext channel secrets and check the key before the server starts, so a wrong
+    GATEWAY_SECRET_KEY stops ``serve`` with one line (SecretsUnreadable) instead of a lifespan traceback."""
+    conn = await connect_or_explain(dsn)
+    try:
+        await seal_at_start(conn, box_for(settings))
+    finally:
+        await conn.close()
 
 
 async def apply_migrations(dsn: str, *, dry_run: bool = False) -> list[Migration]:
@@ -135,6 +147,7 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
         applied = await apply_migrations(dsn)
         for migration in applied:
             log.info("applied migration %04d_%s", migration.version, migration.name)
+        await seal_secrets(dsn, settings)
         if stop.requested:
             return
         app = create_app(settings.model_copy(update={"database_url": dsn}))
@@ -153,7 +166,8 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM. Raises DatabaseUnreachable, MigrationError, EmbeddedPostgresError;
+    """Run until SIGINT/SIGTERM. Raises DatabaseUnreachable, MigrationError, EmbeddedPostgresError,
+    SecretKeyError, SecretsUnreadable;
     SystemExit when uvicorn cannot start (port in use, lifespan failure)."""
     _configure_logging(settings.gateway_log_level, settings.gateway_log_format)
     stop = _StopSignals()

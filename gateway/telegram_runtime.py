@@ -208,7 +208,7 @@ async def ingest_update(ctx: AppContext, channel: ChannelRow, raw: Any) -> None:
 async def _keep_webhook(ctx: AppContext, channel: ChannelRow, bot: GatewayBot) -> None:
     """Ensure Telegram pushes to this gateway (webhook mode with a public_url)."""
     public_url = channel.config.get("public_url")
-    secret = channel.secrets.get("webhook_secret")
+    secret = ctx.channel_secrets(channel).get("webhook_secret")
     if not (isinstance(public_url, str) and public_url and valid_webhook_secret(secret)):
         return  # the operator registers the webhook; we only verify what arrives
     url = webhook_url(public_url, channel.id)
@@ -239,7 +239,7 @@ async def _keep_webhook(ctx: AppContext, channel: ChannelRow, bot: GatewayBot) -
 
 async def run_channel(ctx: AppContext, channel: ChannelRow) -> None:
     """The channel supervisor's runner for Telegram channels; runs until cancelled."""
-    token = channel.secrets.get("bot_token")
+    token = ctx.channel_secrets(channel).get("bot_token")
     if not isinstance(token, str) or not token:
         log.error("telegram channel %s has no bot_token", channel.id)
         await _forever()

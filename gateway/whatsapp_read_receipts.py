@@ -48,7 +48,7 @@ class ReadReceipts:
         """Send the receipt for the conversation's latest inbound message; True when one was sent."""
         try:
             row = await self._ctx.pool.fetchrow(
-                """SELECT ch.config, ch.secrets, last.external_id
+                """SELECT ch.config, ch.secrets_enc, last.external_id
                    FROM conversations c
                    JOIN channels ch ON ch.id = c.channel_id AND ch.deleted_at IS NULL
                    JOIN LATERAL (SELECT external_id FROM messages
@@ -65,7 +65,7 @@ class ReadReceipts:
                 return False
             await self._client.mark_read(
                 phone_number_id=str(row["config"].get("phone_number_id", "")),
-                access_token=str(row["secrets"].get("access_token", "")),
+                access_token=str(self._ctx.secret_box.open(row["secrets_enc"]).get("access_token", "")),
                 message_id=wamid,
             )
         except _ERRORS as exc:

@@ -1,4 +1,9 @@
-"""Channels: the provider connections of an account (config, write-only secrets, state)."""
+"""Channels: the provider connections of an account (config, write-only secrets, state).
+
+Secrets are stored and returned sealed (an opaque token, ``secrets_enc``): this
+package never sees them in clear; the gateway seals and opens them
+(``gateway/secret_box.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import asyncpg
 from inbox.errors import Conflict
 from schema.enums import ChannelType
 
-_COLUMNS = "id, account_id, type, name, config, secrets, provider_key, state, created_at, updated_at"
+_COLUMNS = "id, account_id, type, name, config, secrets_enc, provider_key, state, created_at, updated_at"
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,7 @@ class ChannelRow:
     type: ChannelType
     name: str
     config: dict[str, Any]
-    secrets: dict[str, Any]
+    sealed_secrets: str | None  # None: no secrets
     provider_key: str | None
     state: dict[str, Any]
     created_at: datetime
@@ -30,7 +35,7 @@ class ChannelRow:
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> ChannelRow:
         return cls(
-            r["id"], r["account_id"], ChannelType(r["type"]), r["name"], r["config"], r["secrets"],
+            r["id"], r["account_id"], ChannelType(r["type"]), r["name"], r["config"], r["secrets_enc"],
             r["provider_key"], r["state"], r["created_at"], r["updated_at"],
         )
 
@@ -98,14 +103,14 @@ async def create_channel(
     type_: ChannelType,
     name: str,
     config: dict[str, Any],
-    secrets: dict[str, Any],
+    sealed_secrets: str | None,
     provider_key: str | None,
 ) -> ChannelRow:
     try:
         row = await conn.fetchrow(
-            f"""INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+            f"""INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
-            account_id, str(type_), name, config, secrets, provider_key,
+            account_id, str(type_), name, config, sealed_secrets, provider_key,
         )
     except asyncpg.UniqueViolationError as exc:
         raise _provider_conflict(type_, provider_key) from exc
@@ -131,7 +136,7 @@ async def update_channel(
     *,
     name: str,
     config: dict[str, Any],
-    secrets: dict[str, Any],
+    sealed_secrets: str | None,
     provider_key: str | None,
 ) -> ChannelRow | None:
     """Replace name, config, secrets and provider identity; None if there is no such live channel."""
@@ -140,9 +145,9 @@ async def update_channel(
         return None
     try:
         row = await conn.fetchrow(
-            f"""UPDATE channels SET name = $3, config = $4, secrets = $5, provider_key = $6, updated_at = now()
+            f"""UPDATE channels SET name = $3, config = $4, secrets_enc = $5, provider_key = $6, updated_at = now()
                 WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING {_COLUMNS}""",
-            channel_id, account_id, name, config, secrets, provider_key,
+            channel_id, account_id, name, config, sealed_secrets, provider_key,
         )
     except asyncpg.UniqueViolationError as exc:
         raise _provider_conflict(current.type, provider_key) from exc
@@ -157,3 +162,30 @@ async def delete_channel(conn: asyncpg.Connection | asyncpg.Pool, account_id: in
         channel_id, account_id,
     )
     return deleted is not None
+
+
+# --- Sealing and key rotation (every channel, deleted ones too: a dump holds them all) ---------
+
+
+@dataclass(frozen=True)
+class StoredSecrets:
+    channel_id: int
+    sealed: str | None
+    plaintext: dict[str, Any]  # left from before migration 0003; {} once sealed
+
+
+async def lock_stored_secrets(conn: asyncpg.Connection, *, plaintext_only: bool = False) -> list[StoredSecrets]:
+    """Every channel's stored secrets, rows locked until the caller's transaction ends."""
+    rows = await conn.fetch(
+        """SELECT id, secrets_enc, secrets_plaintext FROM channels
+           WHERE NOT $1 OR secrets_plaintext <> '{}'::jsonb ORDER BY id FOR UPDATE""",
+        plaintext_only,
+    )
+    return [StoredSecrets(r["id"], r["secrets_enc"], r["secrets_plaintext"]) for r in rows]
+
+
+async def store_sealed_secrets(conn: asyncpg.Connection, channel_id: int, sealed: str | None) -> None:
+    """Replace the token and empty the legacy plaintext column (updated_at untouched: no API-visible change)."""
+    await conn.execute(
+        "UPDATE channels SET secrets_enc = $2, secrets_plaintext = '{}'::jsonb WHERE id = $1", channel_id, sealed
+    )

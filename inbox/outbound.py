@@ -237,7 +237,7 @@ async def claim_next(conn: asyncpg.Connection, node_id: str) -> ClaimedJob | Non
                        ORDER BY ci.id LIMIT 1) AS recipient,
                       ch.deleted_at AS channel_deleted_at,
                       ch.id AS ch_id, ch.account_id AS ch_account_id, ch.type AS ch_type, ch.name AS ch_name,
-                      ch.config AS ch_config, ch.secrets AS ch_secrets, ch.provider_key AS ch_provider_key,
+                      ch.config AS ch_config, ch.secrets_enc AS ch_secrets, ch.provider_key AS ch_provider_key,
                       ch.state AS ch_state, ch.created_at AS ch_created_at, ch.updated_at AS ch_updated_at
                FROM messages m
                JOIN conversations c ON c.id = m.conversation_id

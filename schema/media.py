@@ -3,7 +3,8 @@
 Exception tree::
 
     MediaFetchError          transient: retried with backoff
-    └── MediaTooLarge        permanent: recorded with its reason, never retried
+    ├── MediaTooLarge        permanent: recorded with its reason, never retried
+    └── MediaRefused         permanent: fetching it would be unsafe (e.g. a credential to an untrusted host)
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class MediaFetchError(Exception):
 
 
 class MediaTooLarge(MediaFetchError):
+    pass
+
+
+class MediaRefused(MediaFetchError):
     pass
 
 

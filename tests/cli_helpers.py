@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.sealed import TEST_SECRET_KEY
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Settings a developer may have exported must not leak into CLI tests.
@@ -22,7 +24,10 @@ class Completed:
 
 
 def cli_env(**settings: str) -> dict[str, str]:
+    """The environment minus a developer's settings, plus the test secret key (pass
+    ``GATEWAY_SECRET_KEY=""`` to start without one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS_PREFIXES)}
+    env["GATEWAY_SECRET_KEY"] = TEST_SECRET_KEY
     env.update(settings)
     return env
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
@@ -10,7 +11,12 @@ import pytest
 from inbox.db import create_pool
 from tests import pg
 from tests.redis_server import shared_redis_url
+from tests.sealed import TEST_SECRET_KEY
 from tests.tcp_proxy import TcpProxy
+
+# In-process apps (load_settings) and every gateway subprocess inheriting the environment
+# need a key once DATABASE_URL is set; one fixed key lets tests seal rows they insert.
+os.environ.setdefault("GATEWAY_SECRET_KEY", TEST_SECRET_KEY)
 
 
 @pytest.fixture(scope="session")

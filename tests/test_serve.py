@@ -7,6 +7,7 @@ import contextlib
 import json
 import shutil
 import signal
+import stat
 import tempfile
 from pathlib import Path
 
@@ -62,7 +63,9 @@ async def _wait_healthy(url: str, proc: asyncio.subprocess.Process, seconds: flo
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
 async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops_it_on_a_signal(data_dir, sig):
     port = free_port()
-    settings = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning"}
+    # No key either, as after `make run`: one is generated into the data dir.
+    settings = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning",
+                "GATEWAY_SECRET_KEY": ""}
     proc = await asyncio.create_subprocess_exec(
         *cli_command("serve"), env=cli_env(**settings), cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -71,6 +74,7 @@ async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops
         url = f"http://127.0.0.1:{port}"
         await _wait_healthy(url, proc)
         assert len(postgres_processes(data_dir / "pg")) == 1, postgres_processes(data_dir / "pg")
+        assert stat.S_IMODE((data_dir / "secret.key").stat().st_mode) == 0o600
 
         # Another command on the same data dir shares the running server and leaves it running.
         created = await run_cli("account", "create", "acme", "--json", **settings)

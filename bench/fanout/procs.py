@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import psutil
+from cryptography.fernet import Fernet
 
 REPO = Path(__file__).resolve().parents[2]
+RUN_SECRET_KEY = Fernet.generate_key().decode()
 
 
 def free_port() -> int:
@@ -68,6 +70,8 @@ async def gateway_server(db_url: str, redis_url: str, prefix: str, api_key: str)
         "GATEWAY_LOG_LEVEL": "warning",
         "GATEWAY_DATA_DIR": tempfile.mkdtemp(prefix="igw-bench-"),
     }
+    # DATABASE_URL is set, so serve needs a key; one per run, shared by every gateway process of the run.
+    env.setdefault("GATEWAY_SECRET_KEY", RUN_SECRET_KEY)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "serve", cwd=REPO, env=env)
     try:
         async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(60):

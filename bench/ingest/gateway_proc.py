@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from cryptography.fernet import Fernet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +47,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+RUN_SECRET_KEY = Fernet.generate_key().decode()
+
+
 def gateway_env(database_url: str, *, port: int, data_dir: Path, redis_url: str | None,
                 log_level: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
@@ -59,6 +63,8 @@ def gateway_env(database_url: str, *, port: int, data_dir: Path, redis_url: str 
     )
     if redis_url:
         env["REDIS_URL"] = redis_url
+    # DATABASE_URL is set, so serve needs a key; one per run, shared by every gateway process of the run.
+    env.setdefault("GATEWAY_SECRET_KEY", RUN_SECRET_KEY)
     return env
 
 

@@ -9,7 +9,8 @@ Exception tree::
     GraphError
     ├── GraphTransportError   no HTTP answer: connection refused, reset, timeout
     ├── GraphApiError         an HTTP error answer, with the Graph error envelope when there is one
-    └── GraphTooLarge         a media file over the size we accept
+    ├── GraphTooLarge         a media file over the size we accept
+    └── GraphUntrustedUrl     a media URL (or a redirect) the access token must not be sent to
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from channels.whatsapp._content import normalise_sha256
+from channels.whatsapp.media_hosts import MediaHostPolicy, UntrustedMediaUrl
 
 
 class GraphError(Exception):
@@ -69,6 +72,15 @@ class GraphTooLarge(GraphError):
     pass
 
 
+class GraphUntrustedUrl(GraphError):
+    pass
+
+
+# Redirects are followed by hand, each hop checked against the media host policy.
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 5
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     url: str
@@ -78,8 +90,10 @@ class MediaInfo:
 
 
 class GraphApiClient:
-    def __init__(self, base_url: str, *, timeout: float = 30.0, download_timeout: float = 300.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, download_timeout: float = 300.0,
+                 media_hosts: MediaHostPolicy | None = None) -> None:
         self._base = base_url.rstrip("/")
+        self._media_hosts = media_hosts or MediaHostPolicy(base_url)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._download_timeout = aiohttp.ClientTimeout(total=download_timeout, sock_read=60)
         self._session: aiohttp.ClientSession | None = None
@@ -140,22 +154,29 @@ class GraphApiClient:
         )
 
     async def download(self, *, url: str, access_token: str, max_bytes: int) -> tuple[bytes, str | None]:
-        """The bytes at a media URL (the bearer token is required there too) and their content type."""
+        """The bytes at a media URL (the bearer token is required there too) and their content type.
+
+        The token goes only where the media host policy allows, the first URL and every
+        redirect alike (GraphUntrustedUrl otherwise, before anything is sent).
+        """
         headers = {"Authorization": f"Bearer {access_token}"}
         try:
-            async with self._http().get(url, headers=headers, timeout=self._download_timeout) as resp:
-                if resp.status >= 400:
-                    raise await _api_error(resp)
-                if resp.content_length is not None and resp.content_length > max_bytes:
-                    raise GraphTooLarge(f"media is {resp.content_length} bytes, over the {max_bytes} byte limit")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise GraphTooLarge(f"media is over the {max_bytes} byte limit")
-                    chunks.append(chunk)
-                return b"".join(chunks), resp.headers.get("Content-Type")
+            for _ in range(_MAX_REDIRECTS + 1):
+                try:
+                    self._media_hosts.check(url)
+                except UntrustedMediaUrl as exc:
+                    raise GraphUntrustedUrl(str(exc)) from None
+                async with self._http().get(
+                    url, headers=headers, timeout=self._download_timeout, allow_redirects=False
+                ) as resp:
+                    if resp.status in _REDIRECTS:
+                        location = resp.headers.get("Location")
+                        if not location:
+                            raise GraphApiError(resp.status, "invalid_response", "a redirect without a Location")
+                        url = str(resp.url.join(URL(location)))
+                        continue
+                    return await _read_media(resp, max_bytes)
+            raise GraphApiError(200, "invalid_response", f"more than {_MAX_REDIRECTS} redirects")
         except aiohttp.ClientConnectorError as exc:
             raise GraphTransportError(f"cannot connect: {exc}", request_sent=False) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -181,6 +202,21 @@ class GraphApiClient:
         if not isinstance(answer, dict):
             raise GraphApiError(resp.status, "invalid_response", "the answer is not a JSON object")
         return answer
+
+
+async def _read_media(resp: aiohttp.ClientResponse, max_bytes: int) -> tuple[bytes, str | None]:
+    if resp.status >= 400:
+        raise await _api_error(resp)
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise GraphTooLarge(f"media is {resp.content_length} bytes, over the {max_bytes} byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise GraphTooLarge(f"media is over the {max_bytes} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks), resp.headers.get("Content-Type")
 
 
 def recipient_fields(to: str) -> dict[str, str]:

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.whatsapp.client import GraphApiClient, GraphApiError, GraphTooLarge, GraphTransportError
-from schema.media import MediaDownload, MediaFetchError, MediaTooLarge
+from channels.whatsapp.client import (
+    GraphApiClient,
+    GraphApiError,
+    GraphTooLarge,
+    GraphTransportError,
+    GraphUntrustedUrl,
+)
+from schema.media import MediaDownload, MediaFetchError, MediaRefused, MediaTooLarge
 
 # The Cloud API's own ceiling is 100 MB (documents); a channel may set a lower one.
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -49,6 +55,8 @@ class WhatsAppFetcher:
             content, content_type = await self._client.download(url=url, access_token=token, max_bytes=max_bytes)
         except GraphTooLarge as exc:
             raise MediaTooLarge(str(exc)) from exc
+        except GraphUntrustedUrl as exc:
+            raise MediaRefused(str(exc)) from exc
         except (GraphApiError, GraphTransportError) as exc:
             raise MediaFetchError(str(exc)) from exc
         return MediaDownload(content=content, mime_type=mime_type or _bare(content_type))

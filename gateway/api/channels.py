@@ -35,7 +35,7 @@ from schema.enums import ChannelType
 log = logging.getLogger(__name__)
 
 
-def channel_json(row: ChannelRow, base_url: str) -> dict[str, Any]:
+def channel_json(ctx: AppContext, row: ChannelRow, base_url: str) -> dict[str, Any]:
     return {
         "id": row.id,
         "type": str(row.type),
@@ -43,7 +43,7 @@ def channel_json(row: ChannelRow, base_url: str) -> dict[str, Any]:
         "config": row.config,
         "webhook_url": webhook_url(row, base_url),
         # Which secrets are stored (names only), so a client knows what a PATCH must supply.
-        "secrets_set": sorted(row.secrets),
+        "secrets_set": sorted(ctx.channel_secrets(row)),
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
     }
@@ -133,7 +133,7 @@ async def list_channels(request: Request) -> Response:
     )
     next_cursor = encode_cursor("channels", [rows[limit - 1].id]) if len(rows) > limit else None
     base = str(request.base_url)
-    return page([channel_json(r, base) for r in rows[:limit]], next_cursor)
+    return page([channel_json(ctx_of(request), r, base) for r in rows[:limit]], next_cursor)
 
 
 async def create_channel(request: Request) -> Response:
@@ -141,33 +141,35 @@ async def create_channel(request: Request) -> Response:
     body = await body_model(request, ChannelCreate)
     ctx = ctx_of(request)
     setup = await _setup(ctx, body.type, body.config, body.secrets, None)
+    sealed = ctx.secret_box.seal(body.secrets)
     created: list[int] = []
 
     async def write(conn: asyncpg.Connection, s: ChannelSetup) -> ChannelRow | None:
         if not created:
             row = await channels.create_channel(
-                conn, who.account_id, type_=body.type, name=body.name, config=s.config, secrets=body.secrets,
+                conn, who.account_id, type_=body.type, name=body.name, config=s.config, sealed_secrets=sealed,
                 provider_key=s.provider_key,
             )
             created.append(row.id)
             return row
         return await channels.update_channel(
-            conn, who.account_id, created[0], name=body.name, config=s.config, secrets=body.secrets,
+            conn, who.account_id, created[0], name=body.name, config=s.config, sealed_secrets=sealed,
             provider_key=s.provider_key,
         )
 
     row = await _store(ctx, body.type, body.secrets, setup, write)
     assert row is not None
     _wake_supervisor(ctx)
-    return json_response(channel_json(row, str(request.base_url)), 201)
+    return json_response(channel_json(ctx, row, str(request.base_url)), 201)
 
 
 async def get_channel(request: Request) -> Response:
     who = await principal(request)
-    row = await channels.get_channel(ctx_of(request).pool, who.account_id, path_id(request, "channel"))
+    ctx = ctx_of(request)
+    row = await channels.get_channel(ctx.pool, who.account_id, path_id(request, "channel"))
     if row is None:
         raise not_found("channel")
-    return json_response(channel_json(row, str(request.base_url)))
+    return json_response(channel_json(ctx, row, str(request.base_url)))
 
 
 async def update_channel(request: Request) -> Response:
@@ -179,20 +181,22 @@ async def update_channel(request: Request) -> Response:
     if current is None:
         raise not_found("channel")
     try:
-        config, secrets = merge_channel_settings(current.type, current.config, current.secrets, body)
+        config, secrets = merge_channel_settings(current.type, current.config, ctx.channel_secrets(current), body)
     except ValueError as exc:
         raise ApiError(422, "validation_error", str(exc)) from None
     name = body.name or current.name
+    sealed = ctx.secret_box.seal(secrets) if body.secrets is not None else current.sealed_secrets
 
     async def write(conn: asyncpg.Connection, s: ChannelSetup) -> ChannelRow | None:
         return await channels.update_channel(
-            conn, who.account_id, channel_id, name=name, config=s.config, secrets=secrets, provider_key=s.provider_key
+            conn, who.account_id, channel_id, name=name, config=s.config, sealed_secrets=sealed,
+            provider_key=s.provider_key,
         )
 
     if body.config is None and body.secrets is None:
         # A rename: nothing for the provider to check.
         row = await channels.update_channel(
-            ctx.pool, who.account_id, channel_id, name=name, config=config, secrets=secrets,
+            ctx.pool, who.account_id, channel_id, name=name, config=config, sealed_secrets=sealed,
             provider_key=current.provider_key,
         )
     else:
@@ -201,7 +205,7 @@ async def update_channel(request: Request) -> Response:
     if row is None:
         raise not_found("channel")
     _wake_supervisor(ctx)
-    return json_response(channel_json(row, str(request.base_url)))
+    return json_response(channel_json(ctx, row, str(request.base_url)))
 
 
 async def delete_channel(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """``GET /api/v1/media/{id}``: a stored media file, to the keys of the account that owns it.
 
 Another account's file, an unknown id and a file not downloaded yet are all 404:
-the answer never tells whether someone else's object exists.
+the answer never tells whether someone else's object exists. Provider media types
+and names are never passed through as given (``gateway/api/_safe_media.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from gateway.api._safe_media import content_disposition, served_type
 from gateway.http import ApiError, ctx_of, require_principal
 from gateway.media_worker import media_path
 
@@ -39,12 +41,16 @@ async def get_media(request: Request) -> Response:
     path = media_path(ctx.settings.media_dir, row["storage_path"])
     if not await asyncio.to_thread(path.is_file):
         raise _not_found()
+    media_type, inline = served_type(row["mime_type"])
     return FileResponse(
         path,
-        media_type=row["mime_type"] or "application/octet-stream",
-        filename=row["name"],
-        content_disposition_type="inline",
-        headers={"ETag": f'"{row["sha256"]}"', "Cache-Control": "private, max-age=86400"},
+        media_type=media_type,
+        headers={
+            "ETag": f'"{row["sha256"]}"',
+            "Cache-Control": "private, max-age=86400",
+            "Content-Disposition": content_disposition(inline, row["name"], f"media-{raw}"),
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

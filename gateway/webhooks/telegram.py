@@ -45,7 +45,7 @@ async def receive(request: Request) -> Response:
     ctx = ctx_of(request)
     body = await read_body(request, ctx.settings.gateway_max_body_bytes)
     channel = await _channel(request)
-    if not secret_matches(channel.secrets.get("webhook_secret"), request.headers.get(SECRET_HEADER)):
+    if not secret_matches(ctx.channel_secrets(channel).get("webhook_secret"), request.headers.get(SECRET_HEADER)):
         raise ApiError(401, "invalid_secret", f"missing or wrong {SECRET_HEADER}")
     text, data = _decode(body)
     parsed: ParsedPayload | ParseError

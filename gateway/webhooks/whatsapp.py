@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from channels.whatsapp.client import GraphApiClient
 from channels.whatsapp.fetcher import WhatsAppFetcher
+from channels.whatsapp.media_hosts import MediaHostPolicy
 from channels.whatsapp.parse import MalformedBody, decode_body, parse_webhook
 from channels.whatsapp.sender import WhatsAppSender
 from channels.whatsapp.verify import SIGNATURE_HEADER, signature_matches, subscription_challenge
@@ -42,7 +43,8 @@ async def _channel(request: Request) -> ChannelRow:
 
 async def subscribe(request: Request) -> Response:
     channel = await _channel(request)
-    challenge = subscription_challenge(request.query_params, channel.secrets.get("verify_token"))
+    secrets = ctx_of(request).channel_secrets(channel)
+    challenge = subscription_challenge(request.query_params, secrets.get("verify_token"))
     if challenge is None:
         raise ApiError(403, "forbidden", "hub.mode or hub.verify_token does not match this channel")
     return PlainTextResponse(challenge)
@@ -52,7 +54,8 @@ async def receive(request: Request) -> Response:
     ctx = ctx_of(request)
     body = await read_body(request, ctx.settings.gateway_max_body_bytes)
     channel = await _channel(request)
-    if not signature_matches(body, request.headers.get(SIGNATURE_HEADER), channel.secrets.get("app_secret")):
+    app_secret = ctx.channel_secrets(channel).get("app_secret")
+    if not signature_matches(body, request.headers.get(SIGNATURE_HEADER), app_secret):
         raise ApiError(401, "invalid_signature", f"missing or wrong {SIGNATURE_HEADER}")
     try:
         data = decode_body(body)
@@ -82,7 +85,8 @@ routes = [
 
 def install(ctx: AppContext) -> None:
     """Register the WhatsApp sender, media fetcher and read receipts; they share one Graph API client."""
-    client = GraphApiClient(ctx.settings.whatsapp_api_base)
+    base = ctx.settings.whatsapp_api_base
+    client = GraphApiClient(base, media_hosts=MediaHostPolicy(base, ctx.settings.whatsapp_media_hosts))
     ctx.extras["whatsapp_client"] = client
     # setdefault: a test may have plugged its own in through the context overrides.
     ctx.senders.setdefault(ChannelType.WHATSAPP, WhatsAppSender(client))

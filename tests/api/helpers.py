@@ -18,6 +18,7 @@ from inbox.ingest import apply_events
 from schema.enums import MessageType
 from schema.events import ContactRef, InboundMessage
 from schema.outbound import OutboundRequest, SendResult
+from tests.sealed import seal
 
 T0 = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 WA_SECRETS = {"access_token": "sekrit-token", "app_secret": "app-sekrit", "verify_token": "verify-sekrit"}
@@ -26,9 +27,9 @@ WA_SECRETS = {"access_token": "sekrit-token", "app_secret": "app-sekrit", "verif
 async def make_channel(pool: asyncpg.Pool, account_id: int, type_: str = "whatsapp",
                        provider_key: str | None = None, **config: Any) -> ChannelRow:
     channel_id = await pool.fetchval(
-        """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+        """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-        account_id, type_, f"{type_} test", config, WA_SECRETS, provider_key,
+        account_id, type_, f"{type_} test", config, seal(WA_SECRETS), provider_key,
     )
     row = await get_channel_any_account(pool, channel_id)
     assert row is not None

@@ -6,6 +6,7 @@ import json
 
 from schema.enums import ChannelType
 from tests.api.conftest import make_tenant
+from tests.sealed import open_sealed
 
 WA_SECRETS = {"access_token": "EAAG-secret-token-1", "app_secret": "app-secret-2", "verify_token": "verify-3"}
 TG_SECRETS = {"bot_token": "123456789:AAH-secret-bot-token", "webhook_secret": "hook-secret-4"}
@@ -49,8 +50,9 @@ async def test_creating_channels_answers_201_with_the_webhook_url_and_no_secrets
     keys = {r["type"]: r["provider_key"] for r in await pool.fetch(
         "SELECT type, provider_key FROM channels WHERE id = ANY($1::bigint[])", [wa["id"], tg["id"], ami["id"]])}
     assert keys == {"whatsapp": "106540352242922", "telegram": "123456789", "asterisk": "pbx.local:5038:gateway"}
-    stored = await pool.fetchval("SELECT secrets FROM channels WHERE id = $1", wa["id"])
-    assert stored == WA_SECRETS
+    stored = await pool.fetchrow("SELECT secrets_enc, secrets_plaintext FROM channels WHERE id = $1", wa["id"])
+    assert open_sealed(stored["secrets_enc"]) == WA_SECRETS and stored["secrets_plaintext"] == {}
+    assert WA_SECRETS["access_token"] not in stored["secrets_enc"]
     assert wakes.count == 4
 
 
@@ -142,8 +144,8 @@ async def test_patch_renames_merges_config_and_rotates_one_secret(server, pool, 
         assert r.json()["config"]["username"] == "gateway"
         r = await http.patch(f"/api/v1/channels/{cid}", json={"config": {"port": "many"}})
         assert r.status_code == 422
-    row = await pool.fetchrow("SELECT secrets, provider_key FROM channels WHERE id = $1", cid)
-    assert row["secrets"] == {"secret": "rotated-secret-6"}
+    row = await pool.fetchrow("SELECT secrets_enc, provider_key FROM channels WHERE id = $1", cid)
+    assert open_sealed(row["secrets_enc"]) == {"secret": "rotated-secret-6"}
     assert row["provider_key"] == "pbx.local:5039:gateway"
     assert wakes.count == 2
 

@@ -18,6 +18,7 @@ from schema.enums import ChannelType
 from tests.asterisk.helpers import eventually
 from tests.fakes.ami_server import FakeAmiServer, get, trace_events
 from tests.inbox.helpers import make_account_with_channel
+from tests.sealed import seal
 
 FAST = AsteriskOptions(connect_timeout=2, action_timeout=2, ping_interval=0.3, ping_timeout=0.5, backoff_base=0.05,
                        backoff_cap=0.5, stable_after=30, originate_poll=0.1, originate_max_age=30)
@@ -41,7 +42,7 @@ class Harness:
                   "inbound_contexts": ["from-carrier"], "agent_pattern": r"PJSIP/1\d{3}", **config}
         self.account_id, _, row = await make_account_with_channel(
             self.pool, type_="asterisk", provider_key=f"127.0.0.1:{self.server.port}:gateway", **config)
-        await self.pool.execute("UPDATE channels SET secrets = $2 WHERE id = $1", row.id, {"secret": secret})
+        await self.pool.execute("UPDATE channels SET secrets_enc = $2 WHERE id = $1", row.id, seal({"secret": secret}))
         self.channel = await get_channel_any_account(self.pool, row.id)
         return self.channel
 

@@ -10,6 +10,7 @@ import psutil
 from inbox.accounts import create_account
 from tests.asterisk.helpers import eventually
 from tests.fakes.ami_server import FakeAmiServer, trace_events
+from tests.sealed import seal
 from tests.ws.helpers import gateway_process
 
 
@@ -22,12 +23,12 @@ async def test_two_gateway_processes_share_one_pbx_and_the_survivor_takes_over_a
     env = {"GATEWAY_WORKERS": "true", "GATEWAY_LEASE_INTERVAL": "0.3"}
     async with FakeAmiServer() as pbx, gateway_process(db_url, **env) as a, gateway_process(db_url, **env) as b:
         await pool.execute(
-            """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+            """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
                VALUES ($1, 'asterisk', 'PBX', $2, $3, $4)""",
             account_id,
             {"host": "127.0.0.1", "port": pbx.port, "username": "gateway", "inbound_contexts": ["from-carrier"],
              "agent_pattern": r"PJSIP/1\d{3}"},
-            {"secret": "s3cret"},
+            seal({"secret": "s3cret"}),
             f"127.0.0.1:{pbx.port}:gateway",
         )
         await pbx.wait_logged_in(1, within=30)

@@ -4,7 +4,10 @@ It speaks the parts the gateway uses:
 
 - ``POST /{version}/{phone_number_id}/messages`` — send (answers a new wamid) or mark as read;
 - ``GET /{version}/{media_id}`` — media metadata whose ``url`` points back at this server;
-- ``GET /download/{media_id}`` — the media bytes (bearer token required, as on lookaside.fbsbx.com).
+- ``GET /download/{media_id}`` — the media bytes (bearer token required, as on lookaside.fbsbx.com);
+- ``GET /redirect/{media_id}`` — a 302 to ``redirects[media_id]``.
+
+``media_urls[media_id]`` makes the metadata name another download URL (a hostile API).
 
 Answers can be scripted per phone number (``fail_next_sends``) to produce 429s, Graph
 error envelopes and 5xx, and every request is recorded for assertions.
@@ -66,6 +69,8 @@ class FakeGraphApi:
         self.media_gets: list[str] = []
         self.downloads: list[str] = []
         self.media: dict[str, Media] = {}
+        self.media_urls: dict[str, str] = {}  # media id -> the url the metadata names instead of ours
+        self.redirects: dict[str, str] = {}
         self.url = ""
         self._scripts: dict[str, list[ScriptedError]] = {}
         self._ids = itertools.count(1)
@@ -150,7 +155,7 @@ class FakeGraphApi:
                                                 "code": 100, "fbtrace_id": "AzFake"}}, status=400)
         return web.json_response({
             "messaging_product": "whatsapp",
-            "url": f"{self.url}/download/{media_id}?ext=1741952331&hash=fake",
+            "url": self.media_urls.get(media_id, f"{self.url}/download/{media_id}?ext=1741952331&hash=fake"),
             "mime_type": media.mime_type,
             "sha256": media.sha256,
             "file_size": str(len(media.content)),
@@ -167,12 +172,45 @@ class FakeGraphApi:
             return web.Response(status=404)
         return web.Response(body=media.content, content_type=media.mime_type.split(";")[0])
 
+    async def _redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(self.redirects[request.match_info["media_id"]])
+
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_get("/redirect/{media_id}", self._redirect)
         app.router.add_post(f"/{VERSION}/{{phone_number_id}}/messages", self._messages)
         app.router.add_get(f"/{VERSION}/{{media_id}}", self._media_info)
         app.router.add_get("/download/{media_id}", self._download)
         return app
+
+
+@dataclass
+class HeaderRecorder:
+    """Any other host on the network: answers 200 to everything and records each request's headers."""
+
+    url: str = ""
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+    async def _any(self, request: web.Request) -> web.Response:
+        self.requests.append(dict(request.headers))
+        return web.Response(body=b"\xff\xd8 not for you", content_type="image/jpeg")
+
+
+@asynccontextmanager
+async def running_header_recorder() -> AsyncIterator[HeaderRecorder]:
+    recorder = HeaderRecorder()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recorder._any)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    recorder.url = f"http://{host}:{port}"
+    try:
+        yield recorder
+    finally:
+        await runner.cleanup()
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ from typing import Any
 
 from inbox.accounts import create_account
 from inbox.channels import ChannelRow, get_channel_any_account
+from tests.sealed import seal
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "telegram"
 TOKEN = "7012345678:AAFakeTokenForTests_0123456789abcdefgh"
@@ -64,9 +65,9 @@ async def make_telegram_channel(pool, account_id: int | None = None, *, mode: st
     if secret is not None:
         secrets["webhook_secret"] = secret
     channel_id = await pool.fetchval(
-        """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+        """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
            VALUES ($1, 'telegram', 'support bot', $2, $3, $4) RETURNING id""",
-        account_id, config, secrets, provider_key,
+        account_id, config, seal(secrets), provider_key,
     )
     row = await get_channel_any_account(pool, channel_id)
     assert row is not None

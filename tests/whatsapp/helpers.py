@@ -13,6 +13,7 @@ import httpx
 
 from channels.whatsapp.verify import SIGNATURE_HEADER, sign
 from inbox.accounts import create_account
+from tests.sealed import seal
 
 APP_SECRET = "fixture_app_secret_do_not_use"  # tests/fixtures/whatsapp/signed/README.txt
 VERIFY_TOKEN = "my-verify-token"
@@ -37,12 +38,12 @@ async def make_whatsapp_channel(pool: asyncpg.Pool, *, phone_number_id: str = PH
                                 name: str = "acme") -> WaChannel:
     account_id, api_key = account or await create_account(pool, name)
     channel_id = await pool.fetchval(
-        """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+        """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
            VALUES ($1, 'whatsapp', $2, $3, $4, $5) RETURNING id""",
         account_id,
         f"WhatsApp {phone_number_id}",
         {"phone_number_id": phone_number_id},
-        {"access_token": ACCESS_TOKEN, "app_secret": app_secret, "verify_token": VERIFY_TOKEN},
+        seal({"access_token": ACCESS_TOKEN, "app_secret": app_secret, "verify_token": VERIFY_TOKEN}),
         phone_number_id,
     )
     return WaChannel(account_id, api_key, channel_id, phone_number_id)
