@@ -258,8 +258,8 @@ async def gateway_process(db_url: str, **env: str) -> AsyncIterator[GatewayProce
                 await proc.wait()
 
 
-async def wait_ready(url: str, expect: int, within: float = 60) -> dict[str, Any]:
-    """Poll /readyz until it answers ``expect``."""
+async def wait_ready(url: str, expect: int, within: float = 60, status: str | None = None) -> dict[str, Any]:
+    """Poll /readyz until it answers ``expect`` (and, if given, the body's ``status``)."""
     async with httpx.AsyncClient(timeout=5) as http, asyncio.timeout(within):
         while True:
             with contextlib.suppress(httpx.HTTPError):
