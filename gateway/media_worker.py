@@ -14,7 +14,8 @@ failed download never holds a message back. For each due row:
 
 A fetch error or a digest mismatch is retried with exponential backoff and
 jitter until ``max_attempts``, then the row is ``failed`` with the last error;
-:class:`schema.media.MediaTooLarge` is final at once (``too_large``).
+:class:`schema.media.MediaTooLarge` is final at once (``too_large``), and so is
+:class:`schema.media.MediaRefused` (``failed``: retrying cannot make the source allowed).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from inbox.calls import call_json
 from inbox.eventlog import EventRecord, PendingEvent
 from inbox.views import message_json
 from schema.enums import ChannelType, EventName, MediaStatus
-from schema.media import MediaDownload, MediaFetchError, MediaTooLarge
+from schema.media import MediaDownload, MediaFetchError, MediaRefused, MediaTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,9 @@ class MediaWorker:
             await asyncio.to_thread(_write_file, self.ctx.settings.media_dir, key, download.content)
         except MediaTooLarge as exc:
             records = await self._finish(job, MediaStatus.TOO_LARGE, error=str(exc) or "media too large")
+        except MediaRefused as exc:
+            log.warning("media %s refused: %s", job.id, exc)
+            records = await self._finish(job, MediaStatus.FAILED, error=str(exc) or "media source refused")
         except _Retry as exc:
             records = await self._retry(job, str(exc))
         else:
@@ -198,7 +202,7 @@ class MediaWorker:
                     channel_config=job.channel_config,
                     channel_secrets=job.channel_secrets,
                 )
-        except MediaTooLarge:
+        except (MediaTooLarge, MediaRefused):
             raise
         except MediaFetchError as exc:
             raise _Retry(f"download failed: {exc}") from exc

@@ -3,7 +3,10 @@
 Exception tree::
 
     MediaFetchError          transient: retried with backoff
-    └── MediaTooLarge        permanent: recorded with its reason, never retried
+    ├── MediaTooLarge        permanent: recorded with its reason, never retried
+    └── MediaRefused         permanent: the source is not one the gateway may fetch
+                             (a path outside the allowed directory, a non-HTTP file path…);
+                             the row is ``failed`` with the reason at once
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ class MediaFetchError(Exception):
 
 
 class MediaTooLarge(MediaFetchError):
+    pass
+
+
+class MediaRefused(MediaFetchError):
     pass
 
 
