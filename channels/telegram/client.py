@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from urllib.parse import quote
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from telegram import Bot
 from telegram.error import RetryAfter

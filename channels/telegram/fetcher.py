@@ -25,7 +25,7 @@ def _too_large(size: int) -> MediaTooLarge:
 
 
 def relative_file_path(value: Any) -> str:
-    """``getFile``'s ``file_path`` when it is a relative Bot API path (``documents/file_5.pdf``), else ``MediaRefused``."""
+    """``file_path`` from getFile if it is a relative Bot API path (``documents/file_5.pdf``), else MediaRefused."""
     if not isinstance(value, str) or not value:
         raise MediaFetchError("getFile returned no file_path")
     shown = repr(value[:80])
