@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import re2
+from pydantic import BaseModel
 
 REPLACEMENT = "\ufffd"
 _LINE_BREAKERS = re.compile("[\r\n\x00]")
@@ -36,13 +37,22 @@ def storable_text(value: str) -> str:
 
 
 def storable(value: Any) -> Any:
-    """:func:`storable_text` applied to every string in a JSON-like value, keys included."""
+    """:func:`storable_text` applied to every string in a value: JSON-like data and pydantic models
+    (frozen ones are copied, only where something changed), keys included."""
     if isinstance(value, str):
         return storable_text(value)
     if isinstance(value, dict):
         return {storable_text(k) if isinstance(k, str) else k: storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(storable(v) for v in value)
+    if isinstance(value, BaseModel):
+        changed = {}
+        for name in type(value).model_fields:
+            item = getattr(value, name)
+            clean = storable(item)
+            if clean is not item and clean != item:
+                changed[name] = clean
+        return value.model_copy(update=changed) if changed else value
     return value
 
 

@@ -127,7 +127,8 @@ def clean_caller_id(value: str | None) -> str | None:
     return value.strip()
 
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0"}
+# "\0" becomes U+FFFD, not NUL: PostgreSQL text cannot hold NUL, and a caller name must not lose its call.
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\ufffd"}
 
 
 def unescape(value: str | None) -> str | None:
