@@ -37,7 +37,7 @@ async def get_media(request: Request) -> Response:
     if row is None:
         raise _not_found()
     path = media_path(ctx.settings.media_dir, row["storage_path"])
-    if not await asyncio.to_thread(path.is_file):
+    if path is None or not await asyncio.to_thread(path.is_file):
         raise _not_found()
     return FileResponse(
         path,
