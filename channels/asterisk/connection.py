@@ -190,6 +190,10 @@ class AmiConnection:
         except (AmiActionUnknown, AmiConnectionLost):
             self.close()
             raise AmiConnectError(self.unreachable) from None
+        except AmiActionRefused:
+            # Stored before values were checked: never sent, and no retry can fix it.
+            self.close()
+            raise AmiAuthError("the AMI username or secret holds CR, LF or NUL; not sent") from None
         response = reply.get("response", "").lower()
         if response != "success":
             self.close()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from channels.asterisk.config import AgentMatcher
+from channels.asterisk.connection import AmiActionRefused, AmiAuthError, AmiConnection
 from channels.netpolicy import NetworkPolicy, NetworkRefused
 from inbox.accounts import create_account
 from tests.asterisk.helpers import eventually
@@ -67,6 +68,26 @@ async def test_cr_lf_and_nul_in_any_ami_value_are_refused_at_create_and_update(d
             assert (await http.get(f"/api/v1/channels/{channel['id']}")).json()["config"] == channel["config"]
     assert not [a for a in pbx.actions if get(a, "Action").lower() == "originate"]
     assert {get(a, "Username") for a in pbx.actions if get(a, "Action").lower() == "login"} <= {"gateway"}
+
+
+async def test_the_connection_never_writes_a_value_holding_a_line_break(pbx):
+    # Values stored before they were checked, or built by the gateway: refused at the wire.
+    hostile = AmiConnection(host="127.0.0.1", port=pbx.port, username=INJECTION, secret="s3cret")
+    with pytest.raises(AmiAuthError, match="CR, LF or NUL"):
+        await hostile.open()
+    conn = AmiConnection(host="127.0.0.1", port=pbx.port, username="gateway", secret="s3cret")
+    await conn.open()
+    try:
+        for action in ({"Action": "Originate", "Exten": "900\r\nAction: Hangup"},
+                       {"Action": "Ping\nAction: Originate"}, {"Action": "Ping", "X\r\nY": "z"}):
+            with pytest.raises(AmiActionRefused):
+                await conn.send(action)
+        assert (await conn.send({"Action": "Ping"}))["response"].lower() == "success"
+    finally:
+        conn.close()
+    names = [get(a, "Action").lower() for a in pbx.actions]
+    assert names == ["login", "ping"]
+    assert [get(a, "Username") for a in pbx.actions if get(a, "Action").lower() == "login"] == ["gateway"]
 
 
 # --- one message for every kind of unreachable ------------------------------------------------------
