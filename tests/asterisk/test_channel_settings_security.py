@@ -157,6 +157,7 @@ async def test_an_unreachable_pbx_reads_the_same_whatever_listens_there(db_url, 
                 assert r.status_code == 503
                 assert f"unreachable: no AMI server answered at 127.0.0.1:{port}" in r.json()["error"]["message"]
     ami_lines = [r.getMessage() for r in caplog.records if "AMI" in r.getMessage() or "asterisk" in r.name]
+    assert any("no AMI server answered" in line for line in ami_lines)
     for line in ami_lines:
         for tell in ("Refused", "ERR", "Action", "Reset", "Timeout", "did not answer", "errno"):
             assert tell not in line, line
