@@ -37,15 +37,18 @@ from channels.asterisk.backoff import Backoff
 from channels.asterisk.config import AsteriskConfig
 from channels.asterisk.connection import (
     RECEIVED_AT,
+    AmiActionRefused,
     AmiActionUnknown,
     AmiAuthError,
     AmiConnectError,
     AmiConnection,
     AmiConnectionLost,
     AmiError,
+    AmiHostRefused,
 )
 from channels.asterisk.recordings import RecordingFetcher
 from channels.asterisk.tracker import ORIGINATE_ACTION_PREFIX, CallTracker
+from channels.netpolicy import NetworkRefused
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import DB_ERRORS, DB_UNAVAILABLE, ApiError
 from gateway.pipeline import apply_and_publish
@@ -56,6 +59,7 @@ from inbox.originates import OriginateRequest, OriginateStatus
 from schema.calls import CallSnapshot
 from schema.enums import ChannelType
 from schema.events import CallChange
+from schema.text import line_safe
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,7 @@ class _Runner:
                     host=self.config.host, port=self.config.port, username=self.config.username,
                     secret=str(self.ctx.channel_secrets(self.channel).get("secret", "")),
                     connect_timeout=self.opts.connect_timeout, action_timeout=self.opts.action_timeout,
+                    policy=self.ctx.settings.channel_networks,
                 )
                 try:
                     await conn.open()
@@ -140,6 +145,9 @@ class _Runner:
                 except AmiAuthError as exc:
                     log.warning("asterisk channel %s: %s", self.channel.id, exc)
                     await _set_state(self.ctx, self.channel, "auth_failed", str(exc))
+                except AmiHostRefused as exc:
+                    log.warning("asterisk channel %s: %s", self.channel.id, exc)
+                    await _set_state(self.ctx, self.channel, "host_not_allowed", str(exc))
                 except AmiConnectError as exc:
                     log.warning("asterisk channel %s: %s", self.channel.id, exc)
                     await _set_state(self.ctx, self.channel, "unreachable", str(exc))
@@ -289,6 +297,10 @@ class _Runner:
             # Raised before anything was written: it may be taken again by the next session.
             await self._db(originates.unclaim, self.ctx.pool, request.id)
             raise
+        except AmiActionRefused as exc:
+            await self._db(originates.finish, self.ctx.pool, request.id, OriginateStatus.REJECTED, str(exc))
+            await self._fail_originate(request, str(exc))
+            return
         except AmiActionUnknown as exc:
             log.warning("click-to-call %s: outcome unknown, not retried: %s", oid, exc)
             await self._db(originates.finish, self.ctx.pool, request.id, OriginateStatus.UNKNOWN,
@@ -356,8 +368,17 @@ async def setup_channel(
     secret = secrets.get("secret")
     if not isinstance(secret, str) or not secret:
         raise ApiError(422, "invalid_credentials", "secrets.secret (the AMI password) is required")
+    try:
+        line_safe(secret, "secrets.secret")
+    except ValueError as exc:
+        raise ApiError(422, "invalid_credentials", str(exc)) from None
+    policy = ctx.settings.channel_networks
+    try:
+        await policy.resolve(parsed.host, parsed.port)
+    except NetworkRefused as exc:
+        raise ApiError(422, "host_not_allowed", f"config.host: {exc}") from None
     conn = AmiConnection(host=parsed.host, port=parsed.port, username=parsed.username, secret=secret,
-                         connect_timeout=3, action_timeout=3)
+                         connect_timeout=3, action_timeout=3, policy=policy)
     try:
         await conn.open()
     except AmiAuthError as exc:
@@ -372,4 +393,4 @@ async def setup_channel(
 def install(ctx: AppContext) -> None:
     ctx.runners[ChannelType.ASTERISK] = run_channel
     ctx.setup_hooks[ChannelType.ASTERISK] = setup_channel
-    ctx.fetchers[ChannelType.ASTERISK] = RecordingFetcher()
+    ctx.fetchers[ChannelType.ASTERISK] = RecordingFetcher(ctx.settings.gateway_recordings_dir)

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from channels.netpolicy import NetworkPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
@@ -43,6 +45,23 @@ class Settings(BaseSettings):
     # Hosts a WhatsApp media URL may point at for the access token to go with it
     # (comma-separated; "*.example.com" matches subdomains). WHATSAPP_API_BASE's host is always allowed.
     whatsapp_media_hosts: str = "lookaside.fbsbx.com,*.fbsbx.com,*.whatsapp.net"
+    # The only directory Asterisk recordings are read from (unset: never read,
+    # linked as metadata only); provider data never names a path outside it.
+    gateway_recordings_dir: Path | None = None
+    # Where channel settings may point (AMI hosts): comma-separated CIDRs and host
+    # names; empty allows any (self-hosted PBXs live on private networks).
+    gateway_channel_allowed_networks: str = ""
+
+    @field_validator("gateway_recordings_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: object) -> object:
+        return value or None
+
+    @field_validator("gateway_channel_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        NetworkPolicy.parse(value)  # a typo fails at start, not at the first connect
+        return value
 
     @field_validator("database_url", "redis_url")
     @classmethod
@@ -82,6 +101,10 @@ class Settings(BaseSettings):
         if value.lower() not in ("text", "json"):
             raise ValueError("must be text or json")
         return value.lower()
+
+    @property
+    def channel_networks(self) -> NetworkPolicy:
+        return NetworkPolicy.parse(self.gateway_channel_allowed_networks)
 
     @property
     def media_dir(self) -> Path:

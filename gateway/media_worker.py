@@ -100,8 +100,12 @@ def storage_key(sha256: str, media_id: int) -> str:
     return f"{sha256[:2]}/{sha256[2:4]}/{sha256}-{media_id}"
 
 
-def media_path(media_dir: Path, storage_path: str) -> Path:
-    return Path(storage_path) if os.path.isabs(storage_path) else media_dir / storage_path
+def media_path(media_dir: Path, storage_path: str) -> Path | None:
+    """The stored file, or None when the row's path resolves outside the media dir (symlinks followed):
+    whatever a row says, only files under ``GATEWAY_MEDIA_DIR`` are ever served."""
+    root = os.path.realpath(media_dir)
+    real = os.path.realpath(os.path.join(root, storage_path))
+    return Path(real) if os.path.commonpath([root, real]) == root and real != root else None
 
 
 def _write_file(media_dir: Path, key: str, content: bytes) -> None:

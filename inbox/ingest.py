@@ -32,6 +32,7 @@ from schema.events import (
     ParsedPayload,
     ParseError,
 )
+from schema.text import storable, storable_text
 
 __all__ = ["IngestResult", "apply_events", "apply_pending", "ingest_payload", "replay_failed"]
 
@@ -71,6 +72,9 @@ async def _route(conn: asyncpg.Connection, channel: ChannelRow, key: str | None)
 
 
 async def _apply_one(conn: asyncpg.Connection, channel: ChannelRow, ev: NormalizedEvent) -> list[PendingEvent]:
+    # Provider text may hold what PostgreSQL refuses (NUL, lone surrogates): replaced, so the
+    # message or call is stored instead of dead-lettered (one place for every channel type).
+    ev = storable(ev)
     if isinstance(ev, InboundMessage):
         return await apply_message(conn, channel, ev)
     if isinstance(ev, ContactUnreachable):
@@ -98,7 +102,7 @@ async def _process(
 ) -> tuple[InboundStatus, str | None, list[PendingEvent]]:
     """Apply a parsed payload; the caller logs the returned events last, just before commit."""
     if isinstance(parsed, ParseError):
-        return InboundStatus.FAILED, str(parsed) or "payload could not be normalised", []
+        return InboundStatus.FAILED, storable_text(str(parsed)) or "payload could not be normalised", []
     if not parsed.events:
         return InboundStatus.IGNORED if parsed.ignored else InboundStatus.PROCESSED, None, []
     # Route and apply each event in its own savepoint: one unroutable or broken
@@ -116,7 +120,7 @@ async def _process(
             log.warning("inbound event on channel %s could not be applied: %r", channel.id, exc)
             errors.append(f"{type(exc).__name__}: {exc}")
     if errors:
-        return InboundStatus.FAILED, "; ".join(errors), pending
+        return InboundStatus.FAILED, storable_text("; ".join(errors)), pending
     return InboundStatus.PROCESSED, None, pending
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schema.enums import ApiKeyRole, ChannelType, ConversationStatus
+from schema.text import compile_linear, line_safe
 
 _NAME = Field(min_length=1, max_length=200)
 _SECRET = Field(min_length=1, max_length=4096)
@@ -99,18 +100,39 @@ class AsteriskConfig(_Config):
     inbound_contexts: list[str] = Field(default_factory=list)
     agent_pattern: str = Field(default=r"PJSIP/\d+", min_length=1, max_length=500)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_line_values(cls, data: Any) -> Any:
+        # Every value (extras too) may be written on an AMI line: CR/LF would inject actions.
+        _line_safe_all(data, "config")
+        return data
+
     @field_validator("agent_pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        # RE2: matched on the shared event loop, so no pattern may backtrack exponentially.
+        compile_linear(value, "agent_pattern")
         return value
 
 
 class AsteriskSecrets(_Secrets):
     secret: str = _SECRET
+
+    @field_validator("secret")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return line_safe(value, "secret")
+
+
+def _line_safe_all(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        line_safe(value, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _line_safe_all(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _line_safe_all(item, where)
 
 
 CONFIG_MODELS: dict[ChannelType, type[_Config]] = {

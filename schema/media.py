@@ -4,7 +4,9 @@ Exception tree::
 
     MediaFetchError          transient: retried with backoff
     ├── MediaTooLarge        permanent: recorded with its reason, never retried
-    └── MediaRefused         permanent: fetching it would be unsafe (e.g. a credential to an untrusted host)
+    └── MediaRefused         permanent: the source is not one the gateway may fetch
+                             (a path outside the allowed directory, a non-HTTP file path…);
+                             the row is ``failed`` with the reason at once
 """
 
 from __future__ import annotations

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schema.text import compile_linear, line_safe, storable_text
 
 DEFAULT_AGENT_PATTERN = r"PJSIP/1\d{3}"
+# Longer channel names are cut before matching: Asterisk's are under 80 characters.
+MAX_CHANNEL_NAME = 256
+
+
+def compile_agent_pattern(pattern: str) -> Any:
+    return compile_linear(pattern, "agent_pattern")
 
 
 class AsteriskConfig(BaseModel):
@@ -26,18 +35,37 @@ class AsteriskConfig(BaseModel):
     originate_channel: str = "PJSIP/{agent}"
     # Seconds the agent's phone rings for a click-to-call.
     originate_timeout: int = Field(default=30, ge=1, le=300)
-    # Where the gateway sees Asterisk's recordings: MixMonitor files under
-    # ``monitor_dir`` (as Asterisk names them) are read from ``recordings_dir``.
+    # Where Asterisk writes MixMonitor files: this prefix of a recording's name is
+    # replaced by GATEWAY_RECORDINGS_DIR (channels/asterisk/recordings.py).
     monitor_dir: str = "/var/spool/asterisk/monitor"
+    # A subfolder of the operator's GATEWAY_RECORDINGS_DIR holding this PBX's
+    # recordings (several PBXs can share one mount); never a path of its own.
     recordings_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _no_line_breaks(self) -> AsteriskConfig:
+        for name in ("host", "username", "agent_pattern", "originate_context", "originate_channel",
+                     "monitor_dir", "recordings_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                line_safe(value, name)
+        for context in self.inbound_contexts:
+            line_safe(context, "inbound_contexts")
+        return self
 
     @field_validator("agent_pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"agent_pattern is not a valid regular expression: {exc}") from exc
+        compile_agent_pattern(value)
+        return value
+
+    @field_validator("recordings_dir")
+    @classmethod
+    def _a_subfolder(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if posixpath.isabs(value) or ".." in value.split("/") or "\\" in value:
+            raise ValueError("recordings_dir must be a relative subfolder of GATEWAY_RECORDINGS_DIR (no '..')")
         return value
 
     @field_validator("originate_channel")
@@ -70,19 +98,20 @@ class AgentMatcher:
     """Tells agent channels (``PJSIP/1001-0000004f``) from others and names the agent (``"1001"``)."""
 
     def __init__(self, pattern: str) -> None:
-        self._re = re.compile(pattern)
+        self._re = compile_agent_pattern(pattern)
 
     def agent_of(self, channel_name: str | None) -> str | None:
         if not channel_name:
             return None
+        channel_name = storable_text(channel_name[:MAX_CHANNEL_NAME])
         m = self._re.match(channel_name)
         # The pattern must cover the whole device part: "PJSIP/1001" matches
         # "PJSIP/1001-0000004f" but not "PJSIP/10012-...".
         if m is None or (m.end() < len(channel_name) and channel_name[m.end()] not in "-;"):
             return None
         if m.groups() and m.group(1):
-            return m.group(1)
-        return m.group(0).split("/", 1)[-1]
+            return str(m.group(1))
+        return str(m.group(0)).split("/", 1)[-1]
 
     def is_agent_extension(self, tech: str, exten: str) -> bool:
         return bool(exten) and self.agent_of(f"{tech}/{exten}") is not None
@@ -98,7 +127,8 @@ def clean_caller_id(value: str | None) -> str | None:
     return value.strip()
 
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0"}
+# "\0" becomes U+FFFD, not NUL: PostgreSQL text cannot hold NUL, and a caller name must not lose its call.
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\ufffd"}
 
 
 def unescape(value: str | None) -> str | None:

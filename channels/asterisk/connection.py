@@ -26,9 +26,11 @@ not what we need, so we use its framing, parser and action bookkeeping
 Exception tree::
 
     AmiError
-    ├── AmiConnectError       TCP connect failed or timed out
+    ├── AmiConnectError       no AMI server answered (one message for every cause)
+    │   └── AmiHostRefused    the host is outside GATEWAY_CHANNEL_ALLOWED_NETWORKS
     ├── AmiAuthError          Login refused (wrong username or secret)
     ├── AmiConnectionLost     the session ended (socket closed, Shutdown, no Pong)
+    ├── AmiActionRefused      not sent: a field holds CR, LF or NUL (it would inject lines)
     └── AmiActionUnknown      an action was sent but no answer came: it may or may not have run
 """
 
@@ -46,6 +48,8 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.manager import Manager
 
 from channels.asterisk.codec import AmiMessage, normalize
+from channels.netpolicy import NetworkPolicy, NetworkRefused
+from schema.text import line_safe
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,10 @@ class AmiConnectError(AmiError):
     pass
 
 
+class AmiHostRefused(AmiConnectError):
+    pass
+
+
 class AmiAuthError(AmiError):
     pass
 
@@ -73,6 +81,10 @@ class AmiConnectionLost(AmiError):
 
 
 class AmiActionUnknown(AmiError):
+    pass
+
+
+class AmiActionRefused(AmiError):
     pass
 
 
@@ -117,8 +129,10 @@ class AmiConnection:
         secret: str,
         connect_timeout: float = 10.0,
         action_timeout: float = 10.0,
+        policy: NetworkPolicy | None = None,
     ) -> None:
         self.host, self.port, self.username = host, port, username
+        self.policy = policy or NetworkPolicy()
         self._secret = secret
         self.connect_timeout = connect_timeout
         self.action_timeout = action_timeout
@@ -127,20 +141,42 @@ class AmiConnection:
         self._manager: _Manager | None = None
         self._transport: asyncio.Transport | None = None
         self._paused = False
+        self._logged_in = False
         self.lost_reason: str | None = None
 
     @property
     def closed(self) -> bool:
         return self.lost_reason is not None
 
+    @property
+    def unreachable(self) -> str:
+        """The one message for a host that is no AMI server we can log in to.
+
+        Closed, filtered, timing out or speaking another protocol all read the
+        same, so a channel's settings cannot be used to scan ports.
+        """
+        return f"no AMI server answered at {self.host}:{self.port}"
+
     async def open(self) -> None:
-        """Connect and log in. Raises ``AmiConnectError`` or ``AmiAuthError``."""
+        """Connect and log in. Raises ``AmiConnectError`` (``AmiHostRefused``) or ``AmiAuthError``."""
         loop = asyncio.get_running_loop()
         try:
+            addresses = await self.policy.resolve(self.host, self.port)
+        except NetworkRefused as exc:
+            raise AmiHostRefused(f"AMI host {self.host}: {exc}") from None
+        transport = protocol = None
+        try:
             async with asyncio.timeout(self.connect_timeout):
-                transport, protocol = await loop.create_connection(_Protocol, self.host, self.port)
-        except (OSError, TimeoutError) as exc:
-            raise AmiConnectError(f"cannot connect to AMI at {self.host}:{self.port}: {exc!r}") from exc
+                for address in addresses:
+                    try:
+                        transport, protocol = await loop.create_connection(_Protocol, address, self.port)
+                        break
+                    except OSError:
+                        continue
+        except TimeoutError:
+            pass
+        if transport is None:
+            raise AmiConnectError(self.unreachable) from None
         self._transport = transport
         manager = _Manager(self, host=self.host, port=self.port, loop=loop, ping_delay=3600, events="on")
         done: asyncio.Future[tuple[Any, Any]] = loop.create_future()
@@ -151,12 +187,21 @@ class AmiConnection:
             reply = await self.send(
                 {"Action": "Login", "Username": self.username, "Secret": self._secret, "Events": "on"}
             )
-        except (AmiActionUnknown, AmiConnectionLost) as exc:
+        except (AmiActionUnknown, AmiConnectionLost):
             self.close()
-            raise AmiConnectError(f"AMI at {self.host}:{self.port} did not answer the login: {exc}") from exc
-        if reply.get("response", "").lower() != "success":
+            raise AmiConnectError(self.unreachable) from None
+        except AmiActionRefused:
+            # Stored before values were checked: never sent, and no retry can fix it.
             self.close()
-            raise AmiAuthError(f"AMI login as {self.username!r} refused: {reply.get('message') or reply}")
+            raise AmiAuthError("the AMI username or secret holds CR, LF or NUL; not sent") from None
+        response = reply.get("response", "").lower()
+        if response != "success":
+            self.close()
+            if response != "error":  # not an AMI answer: something else listens there
+                raise AmiConnectError(self.unreachable)
+            reason = (reply.get("message") or "no reason given")[:200]
+            raise AmiAuthError(f"AMI login as {self.username!r} refused: {reason}")
+        self._logged_in = True
 
     async def send(self, action: Mapping[str, str], *, answer_within: float | None = None) -> AmiMessage:
         """Send an action; return its first ``Response`` (Success or Error).
@@ -168,6 +213,13 @@ class AmiConnection:
         if self._manager is None or self.closed:
             raise AmiConnectionLost(self.lost_reason or "not connected")
         fields = dict(action)
+        for key, value in fields.items():
+            # The last line of defence against action injection: one field, one line.
+            try:
+                line_safe(str(key), "an AMI field name")
+                line_safe(str(value), f"AMI field {key}")
+            except ValueError as exc:
+                raise AmiActionRefused(f"refused to send {fields.get('Action')}: {exc}") from None
         action_id = next((v for k, v in fields.items() if k.lower() == "actionid"), "")
         if not action_id:
             action_id = fields["ActionID"] = f"gw-{next(_action_ids)}"
@@ -241,7 +293,9 @@ class AmiConnection:
         if self.lost_reason is not None:
             return
         self.lost_reason = exc if isinstance(exc, str) else f"AMI connection lost: {exc!r}"
-        log.info("AMI %s:%s: %s", self.host, self.port, self.lost_reason)
+        if self._logged_in:
+            # Before the login the cause would tell what else listens on the port: open() reports it generically.
+            log.info("AMI %s:%s: %s", self.host, self.port, self.lost_reason)
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(AmiActionUnknown(f"sent, but the connection dropped before an answer ({exc!r})"))

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from telegram import Bot
 from telegram.error import RetryAfter
@@ -50,6 +51,21 @@ class GatewayBot(Bot):
         read_timeout = (self._request[0].read_timeout or 0) + poll_timeout
         result = await self._post("getUpdates", data, read_timeout=read_timeout)
         return list(result) if isinstance(result, list) else []
+
+    async def get_file_raw(self, file_id: str) -> dict[str, Any]:
+        """``getFile``'s answer as the server sent it.
+
+        ``Bot.get_file`` (and ``File.download_*``) read ``file_path`` from local
+        disk whenever it names an existing file: a Bot API server answering
+        ``/etc/hostname`` would hand the gateway its own files. Here the path is
+        left as sent, for the caller to check and :meth:`download_file` to fetch.
+        """
+        result = await self._post("getFile", {"file_id": file_id})
+        return dict(result) if isinstance(result, dict) else {}
+
+    async def download_file(self, file_path: str) -> bytes:
+        """``{root}/file/bot{token}/{file_path}`` over HTTP, never from local disk; the caller checked the path."""
+        return await self.request.retrieve(f"{self.base_file_url}/{quote(file_path)}")
 
 
 def make_bot(api_base: str, token: str, *, polling: bool = False) -> GatewayBot:

@@ -41,30 +41,6 @@ def decode_body(body: bytes | str) -> Any:
         raise MalformedBody(f"body is not valid JSON: {exc}") from exc
 
 
-def check_storable(data: Any) -> None:
-    """PostgreSQL text and jsonb cannot hold NUL or lone surrogates: refuse them up front."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            _check_text(item)
-        elif isinstance(item, dict):
-            for key, value in item.items():
-                _check_text(key)
-                stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _check_text(text: str) -> None:
-    if "\x00" in text:
-        raise ParseError("a string contains a NUL character")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ParseError("a string contains a lone surrogate") from exc
-
-
 def obj(value: Any, where: str) -> JsonObj:
     if not isinstance(value, dict):
         raise ParseError(f"{where}: expected an object, got {_kind(value)}")

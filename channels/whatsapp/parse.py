@@ -30,7 +30,6 @@ from channels.whatsapp._json import (
     JsonObj,
     MalformedBody,
     array,
-    check_storable,
     decode_body,
     ident,
     obj,
@@ -52,6 +51,7 @@ from schema.events import (
     SenderRef,
     StatusUpdate,
 )
+from schema.text import storable
 
 __all__ = ["MalformedBody", "decode_body", "parse_body", "parse_webhook"]
 
@@ -95,7 +95,8 @@ class _Result:
 
 
 def _parse(data: Any) -> ParsedPayload:
-    check_storable(data)
+    # NUL and lone surrogates (PostgreSQL refuses both) become U+FFFD: the message is kept, not dead-lettered.
+    data = storable(data)
     root = obj(data, "body")
     if root.get("object") != OBJECT:
         raise ParseError(f"body: object is {str(root.get('object'))[:60]!r}, not {OBJECT!r}")

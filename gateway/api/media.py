@@ -39,7 +39,7 @@ async def get_media(request: Request) -> Response:
     if row is None:
         raise _not_found()
     path = media_path(ctx.settings.media_dir, row["storage_path"])
-    if not await asyncio.to_thread(path.is_file):
+    if path is None or not await asyncio.to_thread(path.is_file):
         raise _not_found()
     media_type, inline = served_type(row["mime_type"])
     return FileResponse(

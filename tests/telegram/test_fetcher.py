@@ -16,7 +16,7 @@ from gateway.broker import InProcessBroker
 from gateway.config import load_settings
 from gateway.context import AppContext
 from gateway.media_worker import MediaWorker, MediaWorkerConfig
-from schema.media import MediaFetchError, MediaTooLarge
+from schema.media import MediaFetchError, MediaRefused, MediaTooLarge
 from tests.fakes.bot_api import FakeBot, FakeBotApi
 from tests.telegram.helpers import TOKEN, fixture, make_telegram_channel
 
@@ -97,3 +97,47 @@ async def test_the_media_worker_stores_telegram_files_and_records_oversized_ones
     photo = rows["AgACCAgIAAxkBAAIH0004WfApN9zDQJT-E_wOPK-1E08w"]
     assert (photo["status"], photo["attempts"]) == ("too_large", 1)
     assert "too big" in photo["error"]
+
+
+LOCAL_PATHS = ["/etc/hostname", "../../../../../../etc/hostname", "/proc/self/environ", "documents/../../x",
+               "file:///etc/hostname", "documents//x.pdf", "./documents/x.pdf", "documents/a\\..\\b"]
+
+
+@pytest.mark.parametrize("file_path", LOCAL_PATHS)
+async def test_a_file_path_that_is_not_a_relative_bot_api_path_is_refused_and_nothing_is_read(
+    fake, fetcher, file_path
+):
+    bot_of(fake).add_file(DOC_ID, b"served over HTTP", file_path=file_path)
+    with pytest.raises(MediaRefused, match="not a relative path"):
+        await fetch(fetcher, DOC_ID)
+    assert bot_of(fake).downloads == []
+
+
+async def test_a_relative_path_naming_a_local_file_is_still_downloaded_over_http(fake, fetcher):
+    # "pyproject.toml" exists in the test's working directory: python-telegram-bot would read it from disk.
+    bot_of(fake).add_file(DOC_ID, b"the Bot API's bytes", file_path="pyproject.toml")
+    download = await fetch(fetcher, DOC_ID)
+    assert download.content == b"the Bot API's bytes"
+    assert bot_of(fake).downloads == ["pyproject.toml"]
+
+
+async def test_the_media_worker_fails_a_local_file_path_at_once_with_the_reason(db_url, pool, fake, tmp_path):
+    bot_of(fake).add_file(DOC_ID, None, file_path="/etc/hostname")
+    ctx = AppContext(settings=load_settings(database_url=db_url, telegram_api_base=fake.url,
+                                            gateway_media_dir=tmp_path), pool=pool, broker=InProcessBroker())
+    telegram_runtime.install(ctx)
+    channel = await make_telegram_channel(pool, mode="polling")
+    try:
+        update = fixture("document")
+        await pipeline.ingest(ctx, channel=channel, payload=json.dumps(update),
+                              dedup_key=str(update["update_id"]), parsed=parse_update(update))
+        worker = MediaWorker(ctx, MediaWorkerConfig(retry_base=0.01))
+        while await worker.run_once():
+            pass
+    finally:
+        await ctx.extras["telegram_bots"].close()
+    row = await pool.fetchrow("SELECT status, attempts, error, storage_path FROM media_files WHERE provider_id = $1",
+                              DOC_ID)
+    assert (row["status"], row["attempts"], row["storage_path"]) == ("failed", 1, None)
+    assert "not a relative path" in row["error"] and "/etc/hostname" in row["error"]
+    assert list(tmp_path.rglob("*")) == []

@@ -297,11 +297,11 @@ def test_a_timestamp_out_of_range_is_a_parse_error():
         parse_webhook(data)
 
 
-def test_a_string_postgres_cannot_store_is_a_parse_error():
+def test_a_string_postgres_cannot_store_is_replaced_not_a_parse_error():
     data = body("text.json")
-    data["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "a\x00b"
-    with pytest.raises(ParseError):
-        parse_webhook(data)
+    data["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "a\x00b\ud800"
+    (message,) = parse_webhook(data).events
+    assert message.text == "a\ufffdb\ufffd"
 
 
 @pytest.mark.parametrize("text", [b"{", b"\xff\xfe", b"[NaN]", b"1e999", b"[" * 100_000])
