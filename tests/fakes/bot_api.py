@@ -95,6 +95,8 @@ class FakeBot:
     batch_limit: int = 100  # at most this many updates per getUpdates answer, whatever the limit asked
     poll_delay: float = 0.0  # seconds each non-empty getUpdates answer is held back (a slow stream)
     scripts: dict[str, list[ScriptedError]] = field(default_factory=dict)
+    # Calls to these methods are recorded, then not answered until the event is set (a stalled API).
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
     _next_update_id: int = 804211800
     _message_ids: dict[int, itertools.count[int]] = field(default_factory=dict)
     _poll_generation: int = 0
@@ -182,6 +184,8 @@ class FakeBotApi:
         method = request.match_info["method"]
         params = await self._params(request)
         bot.calls.append(Call(method, params))
+        if method in bot.held:
+            await bot.held[method].wait()
         scripted = bot.scripts.get(method)
         if scripted:
             error = scripted.pop(0)

@@ -7,6 +7,7 @@ fake Bot API recorded (answerCallbackQuery, sendMessage with the forum topic).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -148,6 +149,21 @@ async def test_a_button_press_is_an_interactive_message_answered_once_after_comm
     await wait_until(lambda: len(bot.calls_to("answerCallbackQuery")) == 2)
     assert [c.params["callback_query_id"] for c in bot.calls_to("answerCallbackQuery")] == [
         "2241742958113270611", "2241742958113270999"]
+
+
+async def test_a_stalled_bot_api_does_not_hold_the_button_press_webhook(server, fake):
+    pool = server.ctx.pool
+    channel = await make_telegram_channel(pool)
+    bot = fake.bots[TOKEN]
+    release = bot.held["answerCallbackQuery"] = asyncio.Event()
+    try:
+        # Answered while the Bot API has not answered us: ingest does not wait for it.
+        assert (await _post(server, channel.id, fixture("callback_query")))["status"] == "processed"
+        await wait_until(lambda: bot.calls_to("answerCallbackQuery"))
+        # The press is stored while its answer is still pending.
+        assert await pool.fetchval("SELECT type FROM messages") == "interactive"
+    finally:
+        release.set()
 
 
 async def test_a_failing_answer_does_not_fail_the_button_press(server, fake):
