@@ -108,31 +108,36 @@ def parse_update(data: Any, *, received_at: datetime | None = None) -> ParsedPay
             service = service_payload(data[kind])
             if service is not None:
                 return service
-    now = received_at or datetime.now(UTC)
+    try:
+        return _strict(data, update_id, received_at or datetime.now(UTC))
+    except ParseError:
+        lenient = _lenient(data, update_id)
+        if lenient is None:
+            raise  # the strict reading's error says best what is wrong
+        return lenient
+
+
+def _strict(data: dict[str, Any], update_id: int, now: datetime) -> ParsedPayload:
     try:
         return _normalise(_decode(data), data, update_id, now)
     except ValidationError as exc:
-        strict: ParseError = ParseError(f"update {update_id}: {exc.errors()[0]['msg']}")
-        strict.__cause__ = exc
-    except ParseError as exc:
-        strict = exc
+        raise ParseError(f"update {update_id}: {exc.errors()[0]['msg']}") from exc
+
+
+def _lenient(data: dict[str, Any], update_id: int) -> ParsedPayload | None:
+    """The core fields of an update PTB refused; None when even those are unusable."""
     try:
-        return _lenient(data, update_id)
+        for kind in _NEW_MESSAGE_KINDS:
+            if data.get(kind) is not None:
+                return _one(lenient_message(data, kind, update_id))
+        for kind in _EDIT_KINDS:
+            if data.get(kind) is not None:
+                return _one(lenient_edit(data, kind))
+        if data.get("my_chat_member") is not None:
+            return lenient_member_change(data)
     except (ParseError, ValidationError):
-        raise strict from strict.__cause__
-
-
-def _lenient(data: dict[str, Any], update_id: int) -> ParsedPayload:
-    """The core fields of a message PTB refused; raises ParseError when even those are missing."""
-    for kind in _NEW_MESSAGE_KINDS:
-        if data.get(kind) is not None:
-            return _one(lenient_message(data, kind, update_id))
-    for kind in _EDIT_KINDS:
-        if data.get(kind) is not None:
-            return _one(lenient_edit(data, kind))
-    if data.get("my_chat_member") is not None:
-        return lenient_member_change(data)
-    raise ParseError("no lenient reading for this update kind")
+        return None
+    return None
 
 
 def callback_query_id(data: Any) -> str | None:
