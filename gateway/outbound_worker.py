@@ -155,6 +155,8 @@ class OutboundWorker:
             to=job.to,
             text=job.text,
             reply_to_external_id=job.reply_to_external_id,
+            identities=job.identities,
+            thread_id=job.thread_id,
         )
         # Cancellation (shutdown, crash) propagates without recording anything:
         # the attempt stays 'started' and lease recovery settles it.

@@ -41,6 +41,7 @@ from gateway import pipeline
 from gateway.backoff import ReconnectBackoff
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import DB_ERRORS, ApiError
+from gateway.telegram_callbacks import answer_after_commit
 from inbox.channels import ChannelRow, get_channel_any_account, update_state
 from schema.enums import ChannelType
 from schema.events import ParsedPayload, ParseError
@@ -195,7 +196,7 @@ async def ingest_update(ctx: AppContext, channel: ChannelRow, raw: Any) -> None:
     except ParseError as exc:
         parsed = exc
     update_id = update_id_of(raw)
-    await pipeline.ingest(
+    result = await pipeline.ingest(
         ctx,
         channel=channel,
         # ASCII-escaped: a lone surrogate in a string must not make the row unstorable.
@@ -203,6 +204,7 @@ async def ingest_update(ctx: AppContext, channel: ChannelRow, raw: Any) -> None:
         dedup_key=str(update_id) if update_id is not None else None,
         parsed=parsed,
     )
+    answer_after_commit(ctx, channel, raw, result)
 
 
 async def _keep_webhook(ctx: AppContext, channel: ChannelRow, bot: GatewayBot) -> None:

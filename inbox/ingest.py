@@ -22,11 +22,13 @@ import asyncpg
 from inbox.channels import ChannelRow, find_by_provider_key, get_channel_any_account
 from inbox.db import acquire
 from inbox.eventlog import EventRecord, PendingEvent, append
+from inbox.identities import apply_identity_change
 from inbox.messages import apply_message, apply_pending, apply_unreachable, apply_update
 from schema.enums import InboundStatus
 from schema.events import (
     CallChange,
     ContactUnreachable,
+    IdentityChange,
     InboundMessage,
     NormalizedEvent,
     ParsedPayload,
@@ -79,6 +81,8 @@ async def _apply_one(conn: asyncpg.Connection, channel: ChannelRow, ev: Normaliz
         return await apply_message(conn, channel, ev)
     if isinstance(ev, ContactUnreachable):
         return await apply_unreachable(conn, channel, ev)
+    if isinstance(ev, IdentityChange):
+        return await apply_identity_change(conn, channel, ev)
     if isinstance(ev, CallChange):
         from inbox.calls import apply_call  # the telephony part of the domain
 
@@ -103,12 +107,13 @@ async def _process(
     """Apply a parsed payload; the caller logs the returned events last, just before commit."""
     if isinstance(parsed, ParseError):
         return InboundStatus.FAILED, storable_text(str(parsed)) or "payload could not be normalised", []
-    if not parsed.events:
+    if not parsed.events and not parsed.errors:
         return InboundStatus.IGNORED if parsed.ignored else InboundStatus.PROCESSED, None, []
     # Route and apply each event in its own savepoint: one unroutable or broken
     # change dead-letters the payload without losing the others (replay is idempotent).
     pending: list[PendingEvent] = []
-    errors: list[str] = []
+    # Parts the adapter could not read fail the payload (replayable) without losing their neighbours.
+    errors: list[str] = list(parsed.errors)
     for ev in parsed.events:
         try:
             async with conn.transaction():

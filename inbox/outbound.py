@@ -196,9 +196,11 @@ class ClaimedJob:
     max_attempts: int
     locked_by: str
     channel: ChannelRow | None  # None: the channel was deleted since the message was queued
-    to: str | None  # the contact's identity on the channel type; None if it has none
+    to: str | None  # the contact's newest identity on the channel type; None if it has none
     text: str | None
     reply_to_external_id: str | None
+    identities: tuple[str, ...] = ()  # all of them, newest first
+    thread_id: str | None = None
 
 
 async def claim_next(conn: asyncpg.Connection, node_id: str) -> ClaimedJob | None:
@@ -231,10 +233,14 @@ async def claim_next(conn: asyncpg.Connection, node_id: str) -> ClaimedJob | Non
         )
         detail = await conn.fetchrow(
             """SELECT m.conversation_id, m.text, COALESCE(r.external_id, m.reply_to_external_id) AS reply_ext,
-                      (SELECT ci.external_id FROM contact_identities ci
+                      (SELECT array_agg(ci.external_id ORDER BY ci.id DESC) FROM contact_identities ci
                        WHERE ci.account_id = c.account_id AND ci.contact_id = c.contact_id
-                             AND ci.channel_type = ch.type
-                       ORDER BY ci.id LIMIT 1) AS recipient,
+                             AND ci.channel_type = ch.type) AS identities,
+                      -- A reply stays in the sub-thread (forum topic) the customer wrote in.
+                      COALESCE(r.extra->>'thread_id',
+                               (SELECT i.extra->>'thread_id' FROM messages i
+                                WHERE i.conversation_id = m.conversation_id AND i.direction = 'inbound'
+                                ORDER BY i.created_at DESC, i.id DESC LIMIT 1)) AS thread_id,
                       ch.deleted_at AS channel_deleted_at,
                       ch.id AS ch_id, ch.account_id AS ch_account_id, ch.type AS ch_type, ch.name AS ch_name,
                       ch.config AS ch_config, ch.secrets_enc AS ch_secrets, ch.provider_key AS ch_provider_key,
@@ -247,6 +253,7 @@ async def claim_next(conn: asyncpg.Connection, node_id: str) -> ClaimedJob | Non
             job["message_id"],
         )
     assert detail is not None, "a job's message is deleted with it (ON DELETE CASCADE)"
+    identities = tuple(detail["identities"] or ())
     channel = None
     if detail["channel_deleted_at"] is None:
         channel = ChannelRow(
@@ -263,9 +270,11 @@ async def claim_next(conn: asyncpg.Connection, node_id: str) -> ClaimedJob | Non
         max_attempts=job["max_attempts"],
         locked_by=node_id,
         channel=channel,
-        to=detail["recipient"],
+        to=identities[0] if identities else None,
         text=detail["text"],
         reply_to_external_id=detail["reply_ext"],
+        identities=identities,
+        thread_id=detail["thread_id"],
     )
 
 

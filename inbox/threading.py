@@ -56,7 +56,9 @@ async def _contact_for(
         if claimed is None:  # a concurrent writer created this identity first: use theirs
             await conn.execute("DELETE FROM contacts WHERE id = $1", new_id)
             return await _contact_for(conn, channel, contact, is_group)
+        await _remember_aliases(conn, channel, new_id, contact, known=set())
         return new_id, events
+    await _remember_aliases(conn, channel, contact_id, contact, known={r["external_id"] for r in rows})
     if exact is None:
         # Known by an alias (e.g. wa_id) but not yet by this id: remember it.
         await conn.execute(
@@ -83,6 +85,25 @@ async def _contact_for(
             PendingEvent(EventName.CONTACT_UPDATED, None, await contact_json(conn, channel.account_id, contact_id))
         )
     return contact_id, events
+
+
+async def _remember_aliases(
+    conn: asyncpg.Connection, channel: ChannelRow, contact_id: int, contact: ContactRef, known: set[str]
+) -> None:
+    """Other ids of the person (a WhatsApp wa_id beside the user id) become identities too:
+    later traffic under either finds the contact, and senders can choose (a phone first).
+    An id already held by another contact stays with it."""
+    missing = [a for a in contact.aliases if a not in known and a != contact.external_id]
+    if missing:
+        await conn.execute(
+            """INSERT INTO contact_identities (account_id, contact_id, channel_type, external_id, display)
+               SELECT $1, $2, $3, a, a FROM unnest($4::text[]) AS a
+               ON CONFLICT (account_id, channel_type, external_id) DO NOTHING""",
+            channel.account_id,
+            contact_id,
+            str(channel.type),
+            missing,
+        )
 
 
 async def thread_for(

@@ -115,6 +115,25 @@ class ContactUnreachable(_Event):
     occurred_at: datetime
 
 
+class IdentityChange(_Event):
+    """A contact's ids on this channel type changed: a new phone number or user id
+    (WhatsApp system notices), a group moved to a new chat id (Telegram migration).
+
+    The contact is found by any of ``known_ids`` or ``retired_ids``; ``new_ids``
+    become its identities, ``retired_ids`` stop being (they may be handed to
+    someone else, e.g. a recycled phone number). A notice about a contact the
+    account never saw changes nothing.
+    """
+
+    kind: Literal["identity"] = "identity"
+    known_ids: tuple[str, ...] = ()
+    new_ids: tuple[str, ...] = ()
+    retired_ids: tuple[str, ...] = ()
+    name: str | None = None
+    phone: str | None = None
+    occurred_at: datetime
+
+
 class CallChange(_Event):
     kind: Literal["call"] = "call"
     call: CallSnapshot
@@ -127,6 +146,7 @@ NormalizedEvent = Annotated[
     | MessageDeletion
     | Reaction
     | ContactUnreachable
+    | IdentityChange
     | CallChange,
     Field(discriminator="kind"),
 ]
@@ -137,12 +157,16 @@ class ParsedPayload(BaseModel):
 
     ``events`` empty with ``ignored=True``: valid provider traffic that is not
     conversation data (account or template notices) — stored as ``ignored``.
+    ``errors``: parts of the request that could not be normalised while their
+    neighbours could; the events are applied and the payload is still a dead
+    letter (``failed``) with these errors, so ``replay`` can retry it.
     """
 
     model_config = ConfigDict(frozen=True)
 
     events: tuple[NormalizedEvent, ...] = ()
     ignored: bool = False
+    errors: tuple[str, ...] = ()
 
 
 class ParseError(ValueError):

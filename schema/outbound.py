@@ -27,9 +27,15 @@ class OutboundRequest(BaseModel):
     channel_type: ChannelType
     channel_config: dict[str, Any]
     channel_secrets: dict[str, Any]
-    to: str  # the contact identity's external id on this channel type
+    to: str  # the contact identity's external id on this channel type (the newest one)
     text: str | None
     reply_to_external_id: str | None = None
+    # Every identity of the contact on this channel type, newest first (``to`` among
+    # them): a sender may prefer one kind, e.g. WhatsApp a phone number over a user id.
+    identities: tuple[str, ...] = ()
+    # The sub-thread of the chat to answer in (a Telegram forum topic), when the
+    # replied-to or latest inbound message of the conversation had one.
+    thread_id: str | None = None
 
 
 class SendResult(BaseModel):

@@ -168,3 +168,31 @@ async def test_dry_run_lists_what_would_be_applied_and_changes_nothing(empty_db_
     await run_cli("migrate", DATABASE_URL=empty_db_url)
     again = await run_cli("migrate", "--dry-run", DATABASE_URL=empty_db_url)
     assert again.stdout.splitlines() == ["database is up to date"]
+
+
+async def test_whatsapp_contacts_keyed_on_a_user_id_get_their_wa_id_as_an_identity(empty_conn, sql_copy):
+    later = [p for p in sql_copy.glob("*.sql") if int(p.name[:4]) >= 5]
+    held = {p.name: p.read_text() for p in later}
+    for p in later:
+        p.unlink()
+    await migrate(empty_conn, sql_copy)
+    account = await empty_conn.fetchval("INSERT INTO accounts (name) VALUES ('acme') RETURNING id")
+    contacts = {}
+    for name, phone, identity in [("Lena", "+4915112345678", "DE.2384756109283746"),
+                                  ("Tg group", None, "-1002143658709"), ("Caller", "+15551234567", None)]:
+        contacts[name] = await empty_conn.fetchval(
+            "INSERT INTO contacts (account_id, name, phone) VALUES ($1, $2, $3) RETURNING id", account, name, phone)
+        if identity:
+            kind = "telegram" if identity.startswith("-") else "whatsapp"
+            await empty_conn.execute(
+                """INSERT INTO contact_identities (account_id, contact_id, channel_type, external_id)
+                   VALUES ($1, $2, $3, $4)""", account, contacts[name], kind, identity)
+    for file_name, text in held.items():
+        (sql_copy / file_name).write_text(text)
+    await migrate(empty_conn, sql_copy)
+    rows = await empty_conn.fetch("SELECT contact_id, channel_type, external_id FROM contact_identities ORDER BY id")
+    assert [(r["contact_id"], r["channel_type"], r["external_id"]) for r in rows] == [
+        (contacts["Lena"], "whatsapp", "DE.2384756109283746"),
+        (contacts["Tg group"], "telegram", "-1002143658709"),
+        (contacts["Lena"], "whatsapp", "4915112345678"),
+    ]

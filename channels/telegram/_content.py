@@ -110,12 +110,11 @@ def message_content(msg: Message) -> tuple[MessageType, str | None, tuple[MediaR
         return MessageType.LOCATION, None, (), coordinates(msg.location)
     if msg.contact is not None:
         c = msg.contact
-        card = {
-            "name": full_name(c.first_name, c.last_name),
-            "phone": opt_str(c.phone_number),
-            "user_id": opt_int(c.user_id),
-        }
-        return MessageType.CONTACTS, None, (), {"contacts": [card]}
+        name, phone = full_name(c.first_name, c.last_name), opt_str(c.phone_number)
+        card = {"name": name, "phone": phone, "user_id": opt_int(c.user_id)}
+        # Readable like a WhatsApp contact card: who, and how to reach them.
+        text = f"{name} ({phone})" if name and phone else name or phone
+        return MessageType.CONTACTS, text, (), {"contacts": [card]}
     return MessageType.UNSUPPORTED, caption, (), {}
 
 

@@ -8,13 +8,24 @@ One Update carries exactly one change. What each kind becomes:
 - ``message_reaction`` → :class:`Reaction` on that message;
 - ``my_chat_member`` whose new status is ``kicked`` in a private chat (the user
   blocked the bot) → :class:`ContactUnreachable`; other member changes are ignored;
-- ``callback_query`` (an inline button press) → an ``unsupported`` message in
+- ``callback_query`` (an inline button press) → an ``interactive`` message in
   the button's chat, text = the button's title, ``external_id``
-  ``"{chat_id}:cb{callback_query_id}"``;
+  ``"{chat_id}:cb{callback_query_id}"`` (the gateway answers the query after
+  the commit, so the customer's client stops spinning);
+- update kinds that are not conversation content (reaction counts, boosts,
+  other members, polls, business connections…, see ``_service``) → ``ignored``;
+- service messages: a group migrated to a supergroup → :class:`IdentityChange`
+  (the conversation moves to the new chat id), a new group title →
+  :class:`IdentityChange` renaming the group contact, the other notices
+  (pins, forum topics, video chats, members joining or leaving…) → ``ignored``;
 - any other kind that names a chat → an ``unsupported`` message with the raw
   update, ``external_id`` ``"{chat_id}:u{update_id}"``; one without a chat
-  (inline queries, polls, payments) → ``ignored``: there is no conversation
-  to attach it to.
+  → ``ignored``: there is no conversation to attach it to.
+
+Forum-topic messages keep their topic in ``extra["thread_id"]``; replies go
+back to that topic. When python-telegram-bot refuses a shape (older or looser
+than its classes), the message is read leniently from the raw JSON
+(``_fallback``) rather than lost.
 
 Private chats: the contact is the user (the chat id equals the user id). Groups,
 supergroups and channels: the contact is the chat (named by its title) and
@@ -22,7 +33,7 @@ each message records its ``sender``.
 
 The Update is decoded with python-telegram-bot's ``Update.de_json``; that
 decoder trusts its input, so every field used here is checked again and
-anything unusable raises :class:`ParseError`, never another exception.
+anything unusable (even leniently) raises :class:`ParseError`, never another exception.
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ from pydantic import ValidationError
 from telegram import Chat, Message, Update
 
 from channels.telegram._content import date_field, full_name, int_field, message_content, opt_int, opt_str
+from channels.telegram._fallback import lenient_edit, lenient_member_change, lenient_message
+from channels.telegram._service import IGNORED_UPDATE_KINDS, service_payload
 from schema.enums import MessageType
 from schema.events import (
     ContactRef,
@@ -87,12 +100,51 @@ def parse_update(data: Any, *, received_at: datetime | None = None) -> ParsedPay
     update_id = update_id_of(data)
     if update_id is None:
         raise ParseError("update_id is missing or not an integer")
-    update = _decode(data)
-    now = received_at or datetime.now(UTC)
+    kinds = [k for k in data if k != "update_id"]
+    if kinds and kinds[0] in IGNORED_UPDATE_KINDS:
+        return ParsedPayload(ignored=True)
+    for kind in _NEW_MESSAGE_KINDS:
+        if isinstance(data.get(kind), dict):
+            service = service_payload(data[kind])
+            if service is not None:
+                return service
     try:
-        return _normalise(update, data, update_id, now)
+        return _strict(data, update_id, received_at or datetime.now(UTC))
+    except ParseError:
+        lenient = _lenient(data, update_id)
+        if lenient is None:
+            raise  # the strict reading's error says best what is wrong
+        return lenient
+
+
+def _strict(data: dict[str, Any], update_id: int, now: datetime) -> ParsedPayload:
+    try:
+        return _normalise(_decode(data), data, update_id, now)
     except ValidationError as exc:
         raise ParseError(f"update {update_id}: {exc.errors()[0]['msg']}") from exc
+
+
+def _lenient(data: dict[str, Any], update_id: int) -> ParsedPayload | None:
+    """The core fields of an update PTB refused; None when even those are unusable."""
+    try:
+        for kind in _NEW_MESSAGE_KINDS:
+            if data.get(kind) is not None:
+                return _one(lenient_message(data, kind, update_id))
+        for kind in _EDIT_KINDS:
+            if data.get(kind) is not None:
+                return _one(lenient_edit(data, kind))
+        if data.get("my_chat_member") is not None:
+            return lenient_member_change(data)
+    except (ParseError, ValidationError):
+        return None
+    return None
+
+
+def callback_query_id(data: Any) -> str | None:
+    """The id of the button press this raw update carries (to answer it), if any."""
+    query = data.get("callback_query") if isinstance(data, dict) else None
+    query_id = query.get("id") if isinstance(query, dict) else None
+    return query_id if isinstance(query_id, str) and query_id else None
 
 
 def _decode(data: dict[str, Any]) -> Update:
@@ -180,6 +232,12 @@ def _reply_to(msg: Message, chat_id: str) -> str | None:
     return f"{chat_id}:{reply_id}" if reply_id is not None else None
 
 
+def _thread_id(msg: object) -> str | None:
+    """The forum topic a message belongs to (replies go back to it)."""
+    thread = opt_int(getattr(msg, "message_thread_id", None))
+    return str(thread) if getattr(msg, "is_topic_message", None) is True and thread is not None else None
+
+
 def _new_message(msg: Message, data: dict[str, Any], update_id: int, kind: str) -> InboundMessage:
     contact, private = _chat_contact(msg.chat)
     msg_type, text, media, extra = message_content(msg)
@@ -187,6 +245,9 @@ def _new_message(msg: Message, data: dict[str, Any], update_id: int, kind: str) 
     chat_type = raw_type.value if isinstance(raw_type, Enum) else opt_str(raw_type)
     extra = {k: v for k, v in extra.items() if v is not None}
     extra.update({"update_id": update_id, "chat_type": chat_type})
+    thread = _thread_id(msg)
+    if thread is not None:
+        extra["thread_id"] = thread
     if kind == "channel_post":
         extra["channel_post"] = True
     return InboundMessage(
@@ -254,17 +315,28 @@ def _callback(update: Update, data: dict[str, Any], update_id: int, now: datetim
         raise ParseError("callback_query: id missing")
     callback_data = opt_str(query.data)
     reply_to = opt_int(keyboard_message.message_id)
+    title = _button_title(keyboard_message, callback_data)
+    extra: dict[str, Any] = {
+        "update_id": update_id,
+        "update_kind": "callback_query",
+        "callback_query_id": query_id,
+        "callback_data": callback_data,
+        # The same shape as a WhatsApp button reply.
+        "reply": {"kind": "callback_query", "id": callback_data, "title": title},
+    }
+    thread = _thread_id(keyboard_message)
+    if thread is not None:
+        extra["thread_id"] = thread
     return _one(
         InboundMessage(
             external_id=f"{contact.external_id}:cb{query_id}",
             contact=contact,
             sender=None if private else _user_sender(query.from_user),
-            type=MessageType.UNSUPPORTED,
-            text=_button_title(keyboard_message, callback_data) or callback_data,
+            type=MessageType.INTERACTIVE,
+            text=title or callback_data,
             reply_to_external_id=f"{contact.external_id}:{reply_to}" if reply_to is not None else None,
             occurred_at=now,
-            extra={"update_id": update_id, "update_kind": "callback_query", "callback_data": callback_data},
-            raw=data,
+            extra=extra,
         )
     )
 

@@ -102,8 +102,11 @@ class TelegramSender:
             bot = await self.bots.get(token)
         except TelegramError as exc:
             raise translate_error(exc, may_have_sent=False) from exc
+        # A forum topic's conversation is answered in that topic, not the group's general thread.
+        thread = int(request.thread_id) if request.thread_id and request.thread_id.isdigit() else None
         try:
-            message = await bot.send_message(chat_id=chat_id, text=request.text, reply_parameters=reply)
+            message = await bot.send_message(chat_id=chat_id, text=request.text, reply_parameters=reply,
+                                             message_thread_id=thread)
         except TelegramError as exc:
             raise translate_error(exc) from exc
         return SendResult(external_id=f"{message.chat.id}:{message.message_id}", sent_at=message.date)

@@ -13,7 +13,7 @@ from typing import Any
 
 from channels.whatsapp._json import JsonObj, array, ident, obj, opt_array, opt_obj, opt_string
 from schema.enums import MessageType
-from schema.events import MediaRef, ParseError
+from schema.events import MediaRef
 
 _MEDIA_TYPES: dict[str, MessageType] = {
     "image": MessageType.IMAGE,
@@ -107,9 +107,8 @@ def _location(part: JsonObj, where: str) -> Content:
                                 "url": opt_string(part.get("url"), f"{where}.url")}
     for axis in ("latitude", "longitude"):
         value = part.get(axis)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ParseError(f"{where}.{axis}: expected a number")
-        location[axis] = value
+        # Unusable coordinates are dropped, not fatal: the name and address are still worth keeping.
+        location[axis] = value if isinstance(value, int | float) and not isinstance(value, bool) else None
     return Content(MessageType.LOCATION, text=name or address, extra={"location": location})
 
 

@@ -11,15 +11,22 @@ it to the account's channel with that number.
 - every other field (calls, account, template, user preference notices) is
   valid traffic that is not conversation data: the payload is ``ignored``.
 
-Anything that cannot be normalised raises :class:`schema.events.ParseError`
-(the body becomes a dead letter); unknown message types are not errors, they
-become ``unsupported`` messages that keep their raw part.
+Each change, message and status is parsed on its own: one that cannot be
+normalised is recorded in ``ParsedPayload.errors`` (the payload becomes a
+replayable dead letter) while its neighbours are applied. Only a body that is
+not a WhatsApp webhook at all raises :class:`schema.events.ParseError`.
+Unknown message types are not errors: they become ``unsupported`` messages
+that keep their raw part. ``system`` notices are not messages: a changed
+number or user id becomes an :class:`IdentityChange` of the contact, any
+other notice is ignored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,6 +48,7 @@ from channels.whatsapp._json import (
 from schema.enums import MessageDirection, MessageStatus
 from schema.events import (
     ContactRef,
+    IdentityChange,
     InboundMessage,
     MessageDeletion,
     MessageEdit,
@@ -92,6 +100,16 @@ def parse_webhook(data: Any) -> ParsedPayload:
 class _Result:
     events: list[NormalizedEvent] = field(default_factory=list)
     ignored: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def part(self, parse: Callable[[], None]) -> None:
+        """Parse one part; what it cannot read is recorded as an error, not raised."""
+        try:
+            parse()
+        except ParseError as exc:
+            self.errors.append(str(exc))
+        except ValidationError as exc:
+            self.errors.append(f"a field has an unexpected shape: {exc.errors()[0]['msg']}")
 
 
 def _parse(data: Any) -> ParsedPayload:
@@ -102,17 +120,24 @@ def _parse(data: Any) -> ParsedPayload:
         raise ParseError(f"body: object is {str(root.get('object'))[:60]!r}, not {OBJECT!r}")
     result = _Result()
     for i, entry in enumerate(array(root.get("entry"), "entry")):
-        entry_obj = obj(entry, f"entry[{i}]")
-        for j, change in enumerate(opt_array(entry_obj.get("changes"), f"entry[{i}].changes")):
-            where = f"entry[{i}].changes[{j}]"
-            change_obj = obj(change, where)
-            kind = change_obj.get("field")
-            if kind in (_MESSAGES_FIELD, _ECHOES_FIELD):
-                value = obj(change_obj.get("value"), f"{where}.value")
-                _parse_value(value, f"{where}.value", echoes=kind == _ECHOES_FIELD, into=result)
-            else:
-                result.ignored = True
-    return ParsedPayload(events=tuple(result.events), ignored=result.ignored or not result.events)
+        result.part(partial(_parse_entry, entry, f"entry[{i}]", result))
+    return ParsedPayload(events=tuple(result.events), ignored=result.ignored or not result.events,
+                         errors=tuple(result.errors))
+
+
+def _parse_entry(entry: Any, where: str, result: _Result) -> None:
+    for j, change in enumerate(opt_array(obj(entry, where).get("changes"), f"{where}.changes")):
+        result.part(partial(_parse_change, change, f"{where}.changes[{j}]", result))
+
+
+def _parse_change(change: Any, where: str, result: _Result) -> None:
+    change_obj = obj(change, where)
+    kind = change_obj.get("field")
+    if kind in (_MESSAGES_FIELD, _ECHOES_FIELD):
+        value = obj(change_obj.get("value"), f"{where}.value")
+        _parse_value(value, f"{where}.value", echoes=kind == _ECHOES_FIELD, into=result)
+    else:
+        result.ignored = True
 
 
 @dataclass(frozen=True)
@@ -141,8 +166,16 @@ class _Directory:
             if person.user_id:
                 self._by_user[person.user_id] = person
 
+        people = {*self._by_wa.values(), *self._by_user.values()}
+        self._only = next(iter(people)) if len(people) == 1 else None
+
     def contact(self, wa_id: str | None, user_id: str | None, where: str) -> ContactRef:
-        """Keyed on the user id when there is one, the wa_id otherwise; the wa_id kept as alias and phone."""
+        """Keyed on the user id when there is one, the wa_id otherwise; the wa_id kept as alias and phone.
+
+        A message that names nobody belongs to the change's only contact, when there is exactly one.
+        """
+        if wa_id is None and user_id is None and self._only is not None:
+            wa_id, user_id = self._only.wa_id, self._only.user_id
         known = (self._by_user.get(user_id) if user_id else None) or (self._by_wa.get(wa_id) if wa_id else None)
         if known is not None:
             wa_id = wa_id or known.wa_id
@@ -170,14 +203,15 @@ def _parse_value(value: JsonObj, where: str, *, echoes: bool, into: _Result) -> 
     directory = _Directory(value.get("contacts"), f"{where}.contacts")
     value_errors = collect_errors(value.get("errors"), f"{where}.errors")
     for k, msg in enumerate(messages):
-        _parse_message(obj(msg, f"{where}.messages[{k}]"), f"{where}.messages[{k}]", key=key,
-                       directory=directory, echo=echoes, value_errors=value_errors, into=into)
+        into.part(partial(_parse_message, msg, f"{where}.messages[{k}]", key=key, directory=directory,
+                          echo=echoes, value_errors=value_errors, into=into))
     for k, status in enumerate(statuses):
-        _parse_status(obj(status, f"{where}.statuses[{k}]"), f"{where}.statuses[{k}]", key=key, into=into)
+        into.part(partial(_parse_status, status, f"{where}.statuses[{k}]", key=key, into=into))
 
 
-def _parse_message(msg: JsonObj, where: str, *, key: str, directory: _Directory, echo: bool,
+def _parse_message(part: Any, where: str, *, key: str, directory: _Directory, echo: bool,
                    value_errors: list[Any], into: _Result) -> None:
+    msg = obj(part, where)
     external_id = ident(msg.get("id"), f"{where}.id")
     at = utc_from_epoch(msg.get("timestamp"), field=f"{where}.timestamp")
     kind = msg.get("type")
@@ -188,6 +222,14 @@ def _parse_message(msg: JsonObj, where: str, *, key: str, directory: _Directory,
         return
     if kind == "edit":
         into.events.append(_edit(msg, where, key=key, at=at))
+        return
+    if kind == "system":
+        # Before any contact lookup: a notice may name no sender at all.
+        change = _identity_change(msg, where, key=key, at=at)
+        if change is None:
+            into.ignored = True
+        else:
+            into.events.append(change)
         return
     if echo:
         person = directory.contact(opt_ident(msg.get("to"), f"{where}.to"),
@@ -236,6 +278,40 @@ def _parse_message(msg: JsonObj, where: str, *, key: str, directory: _Directory,
     ))
 
 
+_NUMBER_CHANGED = "user_changed_number"
+_USER_ID_CHANGED = "user_changed_user_id"
+
+
+def _identity_change(msg: JsonObj, where: str, *, key: str, at: datetime) -> IdentityChange | None:
+    """A changed phone number or business-scoped user id; None for every other system notice."""
+    system = opt_obj(msg.get("system"), f"{where}.system")
+    kind = opt_string(system.get("type"), f"{where}.system.type")
+    if kind not in (_NUMBER_CHANGED, _USER_ID_CHANGED):
+        return None  # e.g. customer_identity_changed (a new device key): nothing to store
+    old_wa = opt_ident(msg.get("from"), f"{where}.from")
+    known = [i for i in (
+        old_wa,
+        opt_ident(msg.get("from_user_id"), f"{where}.from_user_id"),
+        opt_ident(system.get("previous_user_id"), f"{where}.system.previous_user_id"),
+    ) if i]
+    new_wa = (opt_ident(system.get("wa_id"), f"{where}.system.wa_id")
+              or opt_ident(system.get("new_wa_id"), f"{where}.system.new_wa_id")) if kind == _NUMBER_CHANGED else None
+    new_ids = [i for i in (new_wa, opt_ident(system.get("user_id"), f"{where}.system.user_id")) if i]
+    if not known or not new_ids:
+        return None  # nothing to connect: no contact of ours can be moved
+    # The old number may be given to someone else; old user ids are never reused, so they stay
+    # to thread late deliveries.
+    retired = (old_wa,) if new_wa and old_wa and old_wa != new_wa else ()
+    return IdentityChange(
+        channel_key=key,
+        known_ids=tuple(known),
+        new_ids=tuple(new_ids),
+        retired_ids=retired,
+        phone=f"+{new_wa}" if new_wa and new_wa.isascii() and new_wa.isdigit() else None,
+        occurred_at=at,
+    )
+
+
 def _reaction(msg: JsonObj, where: str, *, key: str, at: datetime, sender: str) -> Reaction:
     reaction = obj(msg.get("reaction"), f"{where}.reaction")
     target = ident(reaction.get("message_id"), f"{where}.reaction.message_id")
@@ -252,7 +328,8 @@ def _edit(msg: JsonObj, where: str, *, key: str, at: datetime) -> MessageEdit:
     return MessageEdit(channel_key=key, external_id=target, text=content.text if content else None, edited_at=at)
 
 
-def _parse_status(status: JsonObj, where: str, *, key: str, into: _Result) -> None:
+def _parse_status(part: Any, where: str, *, key: str, into: _Result) -> None:
+    status = obj(part, where)
     name = opt_string(status.get("status"), f"{where}.status")
     kind = opt_string(status.get("type"), f"{where}.type")
     normalised = _STATUSES.get(name.lower()) if name else None

@@ -56,7 +56,7 @@ class WhatsAppSender:
             wamid = await self._client.send_text(
                 phone_number_id=phone_number_id,
                 access_token=token,
-                to=request.to,
+                to=preferred_recipient(request.to, request.identities),
                 body=request.text,
                 reply_to=request.reply_to_external_id,
             )
@@ -73,6 +73,20 @@ class WhatsAppSender:
         except GraphApiError as exc:
             raise classify(exc) from exc
         return SendResult(external_id=wamid, sent_at=datetime.now(UTC))
+
+
+def _is_phone(identity: str) -> bool:
+    digits = identity.removeprefix("+")
+    return digits.isascii() and digits.isdigit()
+
+
+def preferred_recipient(to: str, identities: tuple[str, ...]) -> str:
+    """The phone number (wa_id) whenever the contact has one, the user id (BSUID) otherwise.
+
+    WhatsApp documents that the phone number takes precedence; a BSUID is the
+    address of users whose number is hidden from the business.
+    """
+    return next((i for i in (to, *identities) if _is_phone(i)), to)
 
 
 def classify(exc: GraphApiError) -> TransientSendError | PermanentSendError:

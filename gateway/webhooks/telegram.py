@@ -23,6 +23,7 @@ from channels.telegram.parse import parse_update, update_id_of
 from channels.telegram.verify import SECRET_HEADER, secret_matches
 from gateway import pipeline
 from gateway.http import ApiError, ctx_of, read_body
+from gateway.telegram_callbacks import answer_after_commit
 from gateway.webhooks import webhook_channel
 from inbox.channels import ChannelRow
 from schema.enums import ChannelType
@@ -61,6 +62,7 @@ async def receive(request: Request) -> Response:
         dedup_key=str(update_id) if update_id is not None else None,
         parsed=parsed,
     )
+    answer_after_commit(ctx, channel, data, result)
     outcome = "duplicate" if result.duplicate else str(result.status)
     return JSONResponse({"status": outcome, "inbound_event_id": result.inbound_event_id})
 

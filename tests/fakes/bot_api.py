@@ -12,7 +12,7 @@ as python-telegram-bot sends them, multipart, or a JSON body):
 - ``setWebhook`` / ``deleteWebhook`` / ``getWebhookInfo``; while a webhook is set
   the fake delivers pending updates to it (with ``X-Telegram-Bot-Api-Secret-Token``),
   in order, retrying any non-2xx answer like Telegram does;
-- ``sendMessage``; ``getFile`` (refusing files over 20 MB) and the file download
+- ``sendMessage``; ``answerCallbackQuery``; ``getFile`` (refusing files over 20 MB) and the file download
   at ``/file/bot<token>/<file_path>``.
 
 Errors are scripted per method (``fail_next``): 429 with ``retry_after``,
@@ -38,7 +38,8 @@ from aiohttp import web
 FILE_SIZE_LIMIT = 20 * 1024 * 1024
 
 # Values kept as strings even when they look like JSON (a text "123" stays text).
-_STRING_PARAMS = {"text", "url", "secret_token", "file_id", "caption", "parse_mode", "chat_id_str"}
+_STRING_PARAMS = {"text", "url", "secret_token", "file_id", "caption", "parse_mode", "chat_id_str",
+                  "callback_query_id"}
 
 
 @dataclass
@@ -94,6 +95,8 @@ class FakeBot:
     batch_limit: int = 100  # at most this many updates per getUpdates answer, whatever the limit asked
     poll_delay: float = 0.0  # seconds each non-empty getUpdates answer is held back (a slow stream)
     scripts: dict[str, list[ScriptedError]] = field(default_factory=dict)
+    # Calls to these methods are recorded, then not answered until the event is set (a stalled API).
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
     _next_update_id: int = 804211800
     _message_ids: dict[int, itertools.count[int]] = field(default_factory=dict)
     _poll_generation: int = 0
@@ -181,6 +184,8 @@ class FakeBotApi:
         method = request.match_info["method"]
         params = await self._params(request)
         bot.calls.append(Call(method, params))
+        if method in bot.held:
+            await bot.held[method].wait()
         scripted = bot.scripts.get(method)
         if scripted:
             error = scripted.pop(0)
@@ -285,6 +290,11 @@ class FakeBotApi:
             result["reply_to_message"] = {"message_id": reply_id, "chat": chat, "date": int(time.time())}
         bot.sent.append(result)
         return result
+
+    async def _m_answerCallbackQuery(self, bot: FakeBot, params: dict[str, Any]) -> Any:
+        if not isinstance(params.get("callback_query_id"), str | int):
+            raise ScriptedErrorRaised(ScriptedError(400, "Bad Request: query is too old and response timeout expired"))
+        return True
 
     async def _m_getFile(self, bot: FakeBot, params: dict[str, Any]) -> Any:
         stored = bot.files.get(str(params.get("file_id")))

@@ -140,7 +140,7 @@ def assert_fixture_rows(rows: dict[str, Any]) -> None:
     assert (group["contact"], group["is_group"]) == ("Acme Wholesale Partners", True)
     assert group["sender"] == {"external_id": "6150227391", "name": "Kai"}
     button = messages["521937406:cb2241742958113270611"]
-    assert (button["type"], button["text"]) == ("unsupported", "Yes")
+    assert (button["type"], button["text"]) == ("interactive", "Yes")
     assert rows["conversations"] == 2
     maya = next(i for i in rows["identities"] if i["external_id"] == "521937406")
     assert (maya["unreachable"], maya["unreachable_reason"]) == (True, "the user blocked the bot")

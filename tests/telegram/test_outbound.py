@@ -224,3 +224,12 @@ async def test_a_blocked_bot_fails_the_message_with_the_reason(ctx, fake):
     assert (row["status"], row["error_code"]) == ("failed", "403")
     assert "bot was blocked by the user" in row["error_message"]
     assert len(the_bot(fake).calls_to("sendMessage")) == 1
+
+
+async def test_a_reply_in_a_forum_topic_names_its_thread(fake, sender):
+    topic = request(to="-1001847508954", text="In the topic").model_copy(update={"thread_id": "4"})
+    await sender.send(topic)
+    await sender.send(request(to="-1001847508954", text="In the group"))
+    first, second = the_bot(fake).calls_to("sendMessage")
+    assert first.params["message_thread_id"] == 4
+    assert "message_thread_id" not in second.params

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.telegram.parse import parse_body, parse_update, update_id_of
+from channels.telegram.parse import callback_query_id, parse_body, parse_update, update_id_of
 from schema.enums import MessageType
 from schema.events import ContactUnreachable, InboundMessage, MessageEdit, ParsedPayload, ParseError, Reaction
 
@@ -124,15 +124,17 @@ def test_the_bot_being_added_to_a_group_is_ignored():
     assert parse_update(update) == ParsedPayload(ignored=True)
 
 
-def test_a_button_press_is_an_unsupported_message_titled_by_the_button_with_the_raw_update():
+def test_a_button_press_is_an_interactive_message_titled_by_the_button():
     update = load("callback_query")
     msg = only_message(update)
-    assert msg.type == MessageType.UNSUPPORTED
+    assert msg.type == MessageType.INTERACTIVE
     assert msg.external_id == "521937406:cb2241742958113270611"
     assert msg.text == "Yes"
+    assert msg.extra["reply"] == {"kind": "callback_query", "id": "csat:yes:1842", "title": "Yes"}
+    assert msg.extra["callback_query_id"] == "2241742958113270611"
     assert msg.reply_to_external_id == "521937406:1849"
     assert msg.occurred_at == NOW
-    assert msg.raw == update
+    assert callback_query_id(update) == "2241742958113270611"
 
 
 def test_a_channel_post_belongs_to_the_channel_and_is_signed_by_its_author():
@@ -283,8 +285,6 @@ def test_an_update_without_a_chat_is_ignored():
         '{"update_id": 1, "message": {"message_id": "1", "date": 1, "chat": {"id": 1, "type": "private"}}}',
         '{"update_id": 1, "message": {"message_id": 1, "date": 1e30, "chat": {"id": 1, "type": "private"}}}',
         '{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": "a", "type": "private"}}}',
-        '{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"},'
-        ' "photo": [{}]}}',
         "not json",
     ],
 )

@@ -58,6 +58,10 @@ async def test_every_fixture_arrives_the_same_through_polling_as_through_the_web
             polling.push(fixture(name))
         await wait_until(lambda: not pushing.pending and not polling.pending)
         await wait_until(lambda: _all_stored(pool, poll.id))
+        # The button press is answered however it arrived.
+        await wait_until(lambda: pushing.calls_to("answerCallbackQuery") and polling.calls_to("answerCallbackQuery"))
+        press = fixture("callback_query")["callback_query"]["id"]
+        assert [c.params["callback_query_id"] for c in polling.calls_to("answerCallbackQuery")] == [press]
     by_webhook, by_polling = await snapshot(pool, hook.id), await snapshot(pool, poll.id)
     assert by_polling == by_webhook
     assert_fixture_rows(by_polling)

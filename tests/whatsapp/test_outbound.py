@@ -81,7 +81,8 @@ async def test_a_reply_is_sent_once_and_its_wamid_recorded(setup, graph):
     (delivered,) = graph.delivered_with_text("Ja, sie ist unterwegs.")
     assert sent["external_id"] == delivered.wamid
     assert delivered.body["context"] == {"message_id": LENA_TEXT}
-    assert delivered.body["recipient"] == "DE.2384756109283746"  # the contact is keyed on her user id
+    # Keyed on her user id, but her phone is known: the phone takes precedence.
+    assert delivered.body["to"] == "4915112345678" and "recipient" not in delivered.body
     assert len(graph.sends_with_text("Ja, sie ist unterwegs.")) == 1
     assert await _attempts(srv, queued["id"]) == ["sent"]
     # A repeat of the request (same Idempotency-Key) sends nothing more.

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from channels.whatsapp.client import GraphApiClient
-from channels.whatsapp.sender import WhatsAppSender
+from channels.whatsapp.sender import WhatsAppSender, preferred_recipient
 from schema.enums import ChannelType
 from schema.outbound import OutboundRequest, PermanentSendError, SendResult, TransientSendError
 from tests.fakes.graph_api import ScriptedError, graph_error, running_graph_api
@@ -153,3 +153,9 @@ async def test_a_connection_lost_after_sending_is_not_retried_because_delivery_i
         await client.close()
         server.close()
         await server.wait_closed()
+
+
+def test_the_phone_is_preferred_over_the_user_id_whenever_the_contact_has_one():
+    assert preferred_recipient("DE.2384756109283746", ("DE.2384756109283746", "4915112345678")) == "4915112345678"
+    assert preferred_recipient("4915112345678", ("4915112345678", "DE.2384756109283746")) == "4915112345678"
+    assert preferred_recipient("DE.2384756109283746", ("DE.2384756109283746",)) == "DE.2384756109283746"

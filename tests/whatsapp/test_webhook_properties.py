@@ -28,10 +28,10 @@ async def target(db_url):
 
 def _expect_dead_letter(raw: bytes) -> bool:
     try:
-        parse_webhook(decode_body(raw))
+        parsed = parse_webhook(decode_body(raw))
     except ParseError:
         return True
-    return False
+    return bool(parsed.errors)  # a part could not be read: its neighbours are kept, the payload fails
 
 
 async def _post_and_check(target, raw: bytes) -> None:
