@@ -29,9 +29,11 @@ ANSWER_TIMEOUT = 10.0  # seconds; Telegram itself stops waiting for an answer af
 def answer_after_commit(ctx: AppContext, channel: ChannelRow, raw: Any, result: IngestResult) -> None:
     """Start answering the button press ``raw`` carries, if any; returns at once."""
     query_id = callback_query_id(raw)
-    token = channel.secrets.get("bot_token")
     bots = ctx.extras.get("telegram_bots")
-    if query_id is None or result.duplicate or not isinstance(token, str) or not isinstance(bots, BotPool):
+    if query_id is None or result.duplicate or not isinstance(bots, BotPool):
+        return
+    token = ctx.channel_secrets(channel).get("bot_token")
+    if not isinstance(token, str):
         return
     ctx.tasks.spawn(_answer(bots, token, query_id, channel.id), name=f"telegram-answer-{channel.id}-{query_id}")
 
