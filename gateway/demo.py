@@ -13,7 +13,6 @@ Graph and Bot APIs mounted under ``/demo``, which answer like the providers
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -35,6 +34,7 @@ from gateway.config import Settings
 from gateway.demo_ami import DemoPbx
 from gateway.embedded_pg import resolved_database
 from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async
+from gateway.supervise import stop_tasks
 from inbox.accounts import create_account
 from inbox.db import create_pool
 
@@ -221,11 +221,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             try:
                 await serving
             finally:
-                traffic.cancel()
-                for task in list(state.tasks):
-                    task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await traffic
+                await stop_tasks([traffic, *state.tasks], within=5, what="demo")
     finally:
         await pbx.close()
 
