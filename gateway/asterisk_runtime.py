@@ -18,6 +18,13 @@ one node, under a Postgres advisory-lock lease). One AMI session at a time:
 
 Nothing sent to Asterisk is ever re-sent: an Originate whose answer was lost is
 recorded as ``unknown`` and reconciliation tells whether it rang.
+
+When a session ends (socket lost, or the runner is stopped), the click-to-call
+loop is not cancelled halfway through a request: it is told to stop and gets
+``stop_grace`` seconds to write down what Asterisk answered to an Originate in
+flight. Cancelled while recording ``accepted``, the request would stay
+``sending`` and the next reconciliation would call it ``unknown``.
+The runner's own cancellation always propagates (``gateway.supervise.stop_tasks``).
 """
 
 from __future__ import annotations
@@ -43,7 +50,6 @@ from channels.asterisk.connection import (
     AmiConnectError,
     AmiConnection,
     AmiConnectionLost,
-    AmiError,
     AmiHostRefused,
 )
 from channels.asterisk.recordings import RecordingFetcher
@@ -52,6 +58,7 @@ from channels.netpolicy import NetworkRefused
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import DB_ERRORS, DB_UNAVAILABLE, ApiError
 from gateway.pipeline import apply_and_publish
+from gateway.supervise import stop_tasks, wait_event
 from inbox import originates
 from inbox.calls import open_calls
 from inbox.channels import ChannelRow, update_state
@@ -87,6 +94,7 @@ class AsteriskOptions:
     originate_poll: float = 2.0
     originate_max_age: float = 60.0
     resync_timeout: float = 60.0
+    stop_grace: float = 2.0  # for a click-to-call in flight to record its outcome when the session ends
 
 
 def options(ctx: AppContext) -> AsteriskOptions:
@@ -163,7 +171,8 @@ class _Runner:
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(listener.close(), 2)
+                    async with asyncio.timeout(2):
+                        await listener.close()
 
     async def _listen(self) -> asyncpg.Connection | None:
         """NOTIFY wakes us for click-to-calls at once; without it we still poll."""
@@ -187,10 +196,11 @@ class _Runner:
         self.sessions += 1
         pinger = asyncio.create_task(self._pinger(conn), name=f"ami-ping-{self.channel.id}")
         placer: asyncio.Task[None] | None = None
+        stopping = asyncio.Event()
         try:
             await self._resync(conn)
             self.lost_at = None
-            placer = asyncio.create_task(self._place_calls(conn), name=f"ami-originate-{self.channel.id}")
+            placer = asyncio.create_task(self._place_calls(conn, stopping), name=f"ami-originate-{self.channel.id}")
 
             def placer_done(task: asyncio.Task[None]) -> None:
                 # The session must not go on without click-to-call: start over.
@@ -202,11 +212,16 @@ class _Runner:
                 event = await conn.next_event()
                 await self._apply(self._feed(event))
         finally:
-            for task in (pinger, placer):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, AmiError):
-                        await task
+            try:
+                if placer is not None and not placer.done():
+                    # A request in flight records its outcome first (module docstring).
+                    stopping.set()
+                    self.wake.set()
+                    await asyncio.wait({placer}, timeout=self.opts.stop_grace)
+            finally:
+                # Also when we are cancelled while waiting above: no task outlives its session.
+                await stop_tasks((pinger, placer), within=self.opts.stop_grace,
+                                 what=f"asterisk channel {self.channel.id}")
             self.lost_at = self.lost_at or _now()
 
     def _feed(self, event: dict[str, str]) -> list[CallSnapshot]:
@@ -261,20 +276,22 @@ class _Runner:
 
     # -- click-to-call ------------------------------------------------------------------------
 
-    async def _place_calls(self, conn: AmiConnection) -> None:
-        while True:
+    async def _place_calls(self, conn: AmiConnection, stopping: asyncio.Event) -> None:
+        """Until ``stopping`` is set; it is only looked at between requests, never halfway through one."""
+        while not stopping.is_set():
             self.wake.clear()  # before looking: a NOTIFY from now on is not missed
             expired = await self._db(originates.expire_stale, self.ctx.pool, self.channel.id,
                                      self.opts.originate_max_age)
             for request in expired:
                 await self._fail_originate(request, "not placed: the AMI connection was unavailable for too long")
+            if stopping.is_set() or conn.closed:
+                return  # claim nothing we would not place
             request = await self._db(originates.claim_next, self.ctx.pool, self.channel.id, self.ctx.node_id,
                                      self.opts.originate_max_age)
             if request is not None:
                 await self._originate(conn, request)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.opts.originate_poll)
+            await wait_event(self.wake, self.opts.originate_poll)
 
     async def _originate(self, conn: AmiConnection, request: OriginateRequest) -> None:
         """Place one claimed request. The claim is committed: whatever happens, it is never sent twice."""

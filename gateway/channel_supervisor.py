@@ -9,6 +9,13 @@ so when a node dies PostgreSQL drops them and another node takes its channels
 over on its next pass. Each pass first proves the connection is alive; a node
 that can no longer reach PostgreSQL stops all its runners at once, since it
 can no longer prove it holds their leases.
+
+Stopping a runner (channel deleted or changed, lease lost, shutdown) is a
+cancel and at most ``stop_timeout`` seconds of waiting: one runner that does
+not end must never stall the supervisor, or every other channel of the node
+would stop being started and stopped. A runner still running at the deadline
+is abandoned: logged, cancelled again on every pass, and its lease is kept
+(no second runner for that channel on any node) until it ends at last.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from datetime import datetime
 import asyncpg
 
 from gateway.context import AppContext
+from gateway.supervise import stop_tasks, wait_event
 from inbox.channels import ChannelRow, list_active_channels
 
 log = logging.getLogger(__name__)
@@ -39,15 +47,23 @@ class _Held:
     updated_at: datetime
 
 
+# Longer than a runner needs to close its connections (the AMI runner: about 4 s at most).
+RUNNER_STOP_TIMEOUT = 8.0
+
+
 class ChannelSupervisor:
-    def __init__(self, ctx: AppContext, *, interval: float = 2.0) -> None:
+    def __init__(self, ctx: AppContext, *, interval: float = 2.0, stop_timeout: float = RUNNER_STOP_TIMEOUT) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.stop_timeout = stop_timeout
         self._conn: asyncpg.Connection | None = None
         self._held: dict[int, _Held] = {}
+        # Runners that did not stop within stop_timeout, by channel id (module docstring).
+        self._abandoned: dict[int, asyncio.Task[None]] = {}
         self._retry_at: dict[int, float] = {}
         self._failures: dict[int, int] = {}
         self._wake = asyncio.Event()
+        self.passes = 0  # completed reconcile passes
 
     def wake(self) -> None:
         self._wake.set()
@@ -57,9 +73,15 @@ class ChannelSupervisor:
         """Channels whose lease this node holds and whose runner is running."""
         return {cid for cid, held in self._held.items() if not held.task.done()}
 
+    @property
+    def abandoned(self) -> set[int]:
+        """Channels whose runner ignored its stop and is still running."""
+        return {cid for cid, task in self._abandoned.items() if not task.done()}
+
     async def run(self) -> None:
         try:
             while True:
+                self._wake.clear()  # before the pass: a wake-up during it means another pass
                 try:
                     await self.reconcile()
                 except _LEASE_ERRORS as exc:
@@ -69,9 +91,7 @@ class ChannelSupervisor:
                     for channel_id in list(self._held):
                         self._backoff(channel_id)
                     await self._drop_leases()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                await wait_event(self._wake, self.interval)
         finally:
             await self._drop_leases()
 
@@ -90,46 +110,66 @@ class ChannelSupervisor:
         conn = await self._lease_conn()
         types = list(self.ctx.runners)
         wanted = {c.id: c for c in await list_active_channels(self.ctx.pool, types)} if types else {}
+        await self._settle_abandoned(conn)
+        stopping: list[int] = []
         for channel_id, held in list(self._held.items()):
             channel = wanted.get(channel_id)
             if held.task.done():
-                log.error("runner of channel %s stopped", channel_id, exc_info=held.task.exception())
+                log.error("runner of channel %s stopped", channel_id,
+                          exc_info=None if held.task.cancelled() else held.task.exception())
                 self._backoff(channel_id)
             if held.task.done() or channel is None or channel.updated_at != held.updated_at:
-                await self._release(conn, channel_id)
+                stopping.append(channel_id)
+        await self._release(conn, stopping)
         now = time.monotonic()
         for channel_id, channel in wanted.items():
-            if channel_id in self._held or self._retry_at.get(channel_id, 0) > now:
+            if channel_id in self._held or channel_id in self._abandoned or self._retry_at.get(channel_id, 0) > now:
                 continue
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LEASE_NAMESPACE, channel_id):
                 continue  # another node runs it
             log.info("node %s runs channel %s (%s)", self.ctx.node_id, channel_id, channel.type)
-            task = asyncio.ensure_future(self._run(channel))
+            task = asyncio.create_task(self._run(channel), name=f"runner-{channel.type}-{channel_id}")
             self._held[channel_id] = _Held(task, channel.updated_at)
+        self.passes += 1
 
     async def _run(self, channel: ChannelRow) -> None:
         await self.ctx.runners[channel.type](self.ctx, channel)
         self._failures.pop(channel.id, None)
 
-    async def _stop_runner(self, channel_id: int) -> None:
-        held = self._held.pop(channel_id, None)
-        if held is not None and not held.task.done():
-            held.task.cancel()
-            # asyncio.wait, not ``await task`` under suppress(CancelledError): that
-            # would also swallow a cancellation of the supervisor itself.
-            await asyncio.wait({held.task})
+    async def _stop_runners(self, channel_ids: list[int]) -> set[int]:
+        """Stop these runners together, within ``stop_timeout``; returns the channels whose runner was abandoned."""
+        held = {cid: self._held.pop(cid) for cid in channel_ids if cid in self._held}
+        stuck = await stop_tasks([h.task for h in held.values()], within=self.stop_timeout,
+                                 what="channel supervisor")
+        abandoned = {cid for cid, h in held.items() if h.task in stuck}
+        for channel_id in abandoned:
+            self._abandoned[channel_id] = held[channel_id].task
+        return abandoned
 
-    async def _release(self, conn: asyncpg.Connection, channel_id: int) -> None:
-        await self._stop_runner(channel_id)
-        await conn.execute("SELECT pg_advisory_unlock($1, $2)", LEASE_NAMESPACE, channel_id)
+    async def _release(self, conn: asyncpg.Connection, channel_ids: list[int]) -> None:
+        abandoned = await self._stop_runners(channel_ids)
+        for channel_id in channel_ids:
+            if channel_id not in abandoned:
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", LEASE_NAMESPACE, channel_id)
+
+    async def _settle_abandoned(self, conn: asyncpg.Connection) -> None:
+        """Free the lease of abandoned runners that ended at last; cancel the others again."""
+        for channel_id, task in list(self._abandoned.items()):
+            if task.done():
+                del self._abandoned[channel_id]
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", LEASE_NAMESPACE, channel_id)
+            else:
+                task.cancel()
 
     async def _drop_leases(self) -> None:
         """Stop every runner, then close the lease connection (PostgreSQL frees the locks)."""
-        for channel_id in list(self._held):
-            await self._stop_runner(channel_id)
+        for task in self._abandoned.values():
+            task.cancel()
+        await self._stop_runners(list(self._held))
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2)
+                async with asyncio.timeout(2):
+                    await self._conn.close()
             self._conn = None
 
     async def stop_all(self) -> None:

@@ -13,7 +13,6 @@ Graph and Bot APIs mounted under ``/demo``, which answer like the providers
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -37,6 +36,7 @@ from gateway.embedded_pg import resolved_database
 from gateway.secret_box import SecretBox, box_for
 from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async, seal_secrets
 from gateway.shutdown import GracefulServer
+from gateway.supervise import stop_tasks
 from inbox.accounts import create_account
 from inbox.db import create_pool
 
@@ -226,11 +226,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             try:
                 await serving
             finally:
-                traffic.cancel()
-                for task in list(state.tasks):
-                    task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await traffic
+                await stop_tasks([traffic, *state.tasks], within=5, what="demo")
     finally:
         await pbx.close()
 

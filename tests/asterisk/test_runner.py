@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
+from datetime import UTC, datetime
 
 import pytest
 
@@ -52,8 +53,8 @@ class Harness:
     async def stop(self):
         if self.task is not None:
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            done, _ = await asyncio.wait({self.task}, timeout=10)
+            assert self.task in done and self.task.cancelled(), "the runner did not stop when cancelled"
 
     async def calls(self):
         return await self.pool.fetch("SELECT * FROM calls ORDER BY id")
@@ -154,9 +155,11 @@ async def test_a_wrong_password_backs_off_instead_of_a_storm(db_url, pool, pbx):
     await h.add_channel(secret="not-the-secret")
     h.start()
     try:
-        await asyncio.sleep(1.5)
-        # Delays of at least 0.15, 0.3, 0.6 s: at most 4 tries in 1.5 s (a tight loop makes hundreds).
-        assert 2 <= pbx.login_attempts <= 4
+        await pbx.wait_until(lambda: pbx.login_attempts >= 4)
+        # The PBX reads each Login after the runner slept at least 3/4 of 0.2, 0.4, 0.8 s (jitter only
+        # shortens); a tight loop would not wait at all. A lower bound only: a busy machine makes gaps longer.
+        gaps = [b - a for a, b in itertools.pairwise(pbx.login_times[:4])]
+        assert [g >= 0.75 * 0.2 * 2**i for i, g in enumerate(gaps)] == [True, True, True], gaps
         assert pbx.failed_logins == pbx.login_attempts
         state = await pool.fetchval("SELECT state FROM channels WHERE id = $1", h.channel.id)
         assert state["ami"]["status"] == "auth_failed"
@@ -176,11 +179,9 @@ async def test_a_pbx_that_stops_answering_pings_is_dropped_and_reconnected(harne
     assert state["ami"]["status"] in ("connected", "disconnected")
 
 
-async def _click_to_call(h: Harness):
+async def _click_to_call(h: Harness, to_number: str = "+15551234567"):
     async with h.pool.acquire() as conn, conn.transaction():
-        from datetime import UTC, datetime
-
-        call_id, _ = await request_click_to_call(conn, channel=h.channel, agent="1001", to_number="+15551234567",
+        call_id, _ = await request_click_to_call(conn, channel=h.channel, agent="1001", to_number=to_number,
                                                  at=datetime.now(UTC))
     return call_id
 
@@ -216,8 +217,10 @@ async def test_an_originate_is_placed_once_even_when_the_connection_drops_right_
     call = await eventually(lambda: h.pool.fetchrow("SELECT * FROM calls WHERE id = $1 AND status = 'ended'",
                                                     call_id))
     await h.server.wait_until(lambda: h.server.core_show_channels >= 2)
-    await asyncio.sleep(0.5)  # several polls of the click-to-call queue
-    assert len(h.server.originates) == 1
+    # The queue is taken in order: once a later request was placed, the first had its chance to be placed again.
+    await _click_to_call(h, "+15557654321")
+    await h.server.wait_until(lambda: len(h.server.originates) == 2)
+    assert [get(o, "Exten") for o in h.server.originates] == ["+15551234567", "+15557654321"]
     assert (call["disposition"], call["hangup_cause"]) == ("failed", "unknown")
     events = await call_events_json(h.pool, h.account_id, call_id)
     assert "not retried" in next(e for e in events if e["type"] == "reconciled")["data"]["reason"]

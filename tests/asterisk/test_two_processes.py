@@ -18,6 +18,19 @@ def _holds_ami_connection(pid: int, port: int) -> bool:
     return any(c.raddr and c.raddr.port == port for c in psutil.Process(pid).net_connections(kind="tcp"))
 
 
+async def _lease_refused(pool, times: int) -> None:
+    """Until a node has tried for a channel lease (and, holding none yet, been refused) ``times`` times:
+    each try is a new ``state_change`` of its lease session in pg_stat_activity."""
+    seen: set[tuple[int, object]] = set()
+    async with asyncio.timeout(30):
+        while len(seen) < times:
+            rows = await pool.fetch(
+                """SELECT pid, state_change FROM pg_stat_activity
+                   WHERE datname = current_database() AND query = 'SELECT pg_try_advisory_lock($1, $2)'""")
+            seen.update((r["pid"], r["state_change"]) for r in rows)
+            await asyncio.sleep(0.05)
+
+
 async def test_two_gateway_processes_share_one_pbx_and_the_survivor_takes_over_after_kill_9(db_url, pool):
     account_id, _ = await create_account(pool, "acme")
     env = {"GATEWAY_WORKERS": "true", "GATEWAY_LEASE_INTERVAL": "0.3"}
@@ -32,7 +45,7 @@ async def test_two_gateway_processes_share_one_pbx_and_the_survivor_takes_over_a
             f"127.0.0.1:{pbx.port}:gateway",
         )
         await pbx.wait_logged_in(1, within=30)
-        await asyncio.sleep(1.5)  # several lease rounds of both processes: still one connection
+        await _lease_refused(pool, 4)  # several lease rounds of the standby later: still one connection
         assert pbx.logged_in == 1 and pbx.login_attempts == 1
         holders = [p for p in (a, b) if _holds_ami_connection(p.pid, pbx.port)]
         assert len(holders) == 1

@@ -188,6 +188,7 @@ class _Session:
         s.actions.append(action)
         if name == "login":
             s.login_attempts += 1
+            s.login_times.append(time.monotonic())
             s.changed()
             if get(action, "Username") == s.username and get(action, "Secret") == s.secret:
                 self.authenticated = True
@@ -256,6 +257,7 @@ class FakeAmiServer:
         self.actions: list[Fields] = []
         self.originates: list[Fields] = []
         self.login_attempts = 0
+        self.login_times: list[float] = []  # when each Login was read (time.monotonic)
         self.failed_logins = 0
         self.pings = 0
         self.core_show_channels = 0

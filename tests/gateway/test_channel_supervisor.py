@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from gateway.broker import InProcessBroker
 from gateway.channel_supervisor import ChannelSupervisor
@@ -10,7 +11,7 @@ from gateway.config import load_settings
 from gateway.context import AppContext
 from inbox.db import create_pool
 from schema.enums import ChannelType
-from tests.inbox.helpers import make_account_with_channel
+from tests.inbox.helpers import make_account_with_channel, make_channel
 
 
 class Node:
@@ -70,7 +71,9 @@ async def test_two_nodes_run_each_channel_once_and_the_survivor_takes_over(db_ur
         a.start()
         b.start()
         await _eventually(lambda: len(active.get(channel.id, ())) == 1)
-        await asyncio.sleep(1.0)  # several passes: still exactly one runner
+        passes = (a.supervisor.passes, b.supervisor.passes)
+        await _eventually(lambda: a.supervisor.passes >= passes[0] + 3 and b.supervisor.passes >= passes[1] + 3)
+        # Several passes of both nodes later: still exactly one runner.
         assert len(active[channel.id]) == 1 and len(starts) == 1
         holder, other = (a, b) if starts[0][0] == "node0" else (b, a)
         await holder.stop()
@@ -131,3 +134,56 @@ async def test_stopping_the_supervisor_while_it_restarts_a_slow_runner_stops_it(
         await a.stop()  # a swallowed cancellation would leave it running
     finally:
         await a.ctx.pool.close()
+
+
+async def test_a_runner_that_ignores_its_cancellation_is_abandoned_and_every_other_channel_is_still_served(
+        db_url, pool, caplog):
+    account_id, _, stubborn = await make_account_with_channel(pool, type_="asterisk", provider_key="pbx:1:gw")
+    other = await make_channel(pool, account_id, type_="asterisk", provider_key="pbx:2:gw")
+    ctx = AppContext(settings=load_settings(database_url=db_url), pool=pool, broker=InProcessBroker())
+    released = asyncio.Event()
+    starts: list[int] = []
+    active: set[int] = set()
+
+    async def runner(ctx: AppContext, channel) -> None:
+        starts.append(channel.id)
+        active.add(channel.id)
+        try:
+            if channel.id != stubborn.id:
+                await asyncio.Event().wait()
+            while not released.is_set():
+                try:
+                    await released.wait()
+                except asyncio.CancelledError:
+                    continue  # the bug this test is about: a runner that swallows its cancellation
+        finally:
+            active.discard(channel.id)
+
+    ctx.runners[ChannelType.ASTERISK] = runner
+    supervisor = ChannelSupervisor(ctx, interval=0.2, stop_timeout=0.5)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await _eventually(lambda: supervisor.running == {stubborn.id, other.id})
+        with caplog.at_level(logging.ERROR, logger="gateway.supervise"):
+            await pool.execute("UPDATE channels SET deleted_at = now() WHERE id = $1", stubborn.id)
+            supervisor.wake()
+            await _eventually(lambda: supervisor.abandoned == {stubborn.id})
+        assert any("abandoned" in r.getMessage() and f"-{stubborn.id}" in r.getMessage() for r in caplog.records)
+        assert stubborn.id in active  # still running: abandoned, not waited for
+
+        # The supervisor goes on: a new channel starts, a changed one restarts.
+        third = await make_channel(pool, account_id, type_="asterisk", provider_key="pbx:3:gw")
+        await pool.execute("UPDATE channels SET updated_at = now() WHERE id = $1", other.id)
+        supervisor.wake()
+        await _eventually(lambda: supervisor.running == {other.id, third.id} and starts.count(other.id) == 2)
+
+        # Its shutdown is bounded too, though the abandoned runner still ignores every cancellation.
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        assert task in done and task.cancelled()
+        assert active == {stubborn.id}
+    finally:
+        released.set()
+        task.cancel()
+        await asyncio.wait({task}, timeout=10)
+    await _eventually(lambda: not active)

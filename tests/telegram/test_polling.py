@@ -187,3 +187,20 @@ async def test_a_webhook_channel_never_polls(db_url, fake, pool):
         await wait_until(lambda: channel.id in supervisor.running)
     assert bot.calls_to("getUpdates") == []
     assert bot.webhook["secret_token"] == SECRET
+
+
+async def test_a_polling_channel_deleted_during_a_long_poll_stops_at_once_and_never_polls_again(db_url, fake, pool):
+    bot = fake.bots[POLL_TOKEN]
+    async with run_server(db_url, telegram_api_base=fake.url, gateway_lease_interval=0.1) as server:
+        supervisor = server.ctx.extras["channel_supervisor"]
+        channel = await make_telegram_channel(pool, mode="polling", token=POLL_TOKEN, provider_key="7099999999",
+                                              poll_timeout=30)
+        await wait_until(lambda: bot.calls_to("getUpdates"))  # a long poll is in flight, nothing to answer
+        await pool.execute("UPDATE channels SET deleted_at = now() WHERE id = $1", channel.id)
+        supervisor.wake()
+        # Stopped by its cancellation (well before the poll's 30 s), not abandoned at the deadline.
+        await wait_until(lambda: channel.id not in supervisor.running)
+        assert supervisor.abandoned == set()
+        polls, passes = len(bot.calls_to("getUpdates")), supervisor.passes
+        await wait_until(lambda: supervisor.passes >= passes + 3)
+        assert len(bot.calls_to("getUpdates")) == polls
