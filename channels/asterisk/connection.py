@@ -22,6 +22,11 @@ not what we need, so we use its framing, parser and action bookkeeping
 5. Futures of actions in flight when the socket drops are never resolved (and
    an async ``Originate`` only resolves on its ``OriginateResponse``). → We
    keep our own future per action, resolved by its first ``Response``.
+6. A block with two ``Event:`` headers (two messages run together) makes its
+   dispatch raise inside ``data_received``, and asyncio closes the transport:
+   one bad block would drop the session and every live call with it. → A
+   malformed block is logged (header names only) and skipped; nothing else in
+   the stream is lost.
 
 Exception tree::
 
@@ -45,7 +50,7 @@ from typing import Any
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.manager import Manager
 
-from channels.asterisk.codec import AmiMessage, normalize
+from channels.asterisk.codec import AmiMessage, describe, malformed, normalize
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +84,19 @@ class AmiActionUnknown(AmiError):
 class _Protocol(AMIProtocol):  # type: ignore[misc]
     def handle_message(self, message: Any) -> None:
         owner: AmiConnection | None = getattr(self.factory, "owner", None)
+        problem = malformed(message)
+        if problem is not None:
+            log.warning("AMI: skipped a malformed block (%s; headers: %s)", problem, describe(message))
+            if owner is not None:
+                owner.skipped += 1
+            return
         if owner is not None:
             owner._on_message(message)
-        super().handle_message(message)
+        try:
+            super().handle_message(message)
+        except Exception as exc:
+            # An exception here would close the transport (asyncio treats it as fatal): keep the session.
+            log.warning("AMI: panoramisk could not dispatch a block (%r; headers: %s)", exc, describe(message))
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -128,6 +143,7 @@ class AmiConnection:
         self._transport: asyncio.Transport | None = None
         self._paused = False
         self.lost_reason: str | None = None
+        self.skipped = 0  # malformed blocks dropped from the stream
 
     @property
     def closed(self) -> bool:
