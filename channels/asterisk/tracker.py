@@ -203,7 +203,12 @@ class CallTracker(CallBook):
         call = self._call_of(transferee) or self._call_of(first)
         if call is None or e.get("result", "").lower() != "success":
             return
-        to_agent = target.agent if target else None
+        transferers = {e.get("origtransfereruniqueid", ""), e.get("secondtransfereruniqueid", "")}
+        bridges = [b for b in (e.get("destbridgeuniqueid"), e.get("secondbridgeuniqueid")) if b]
+        to_agent, agent_uid = self._agent_reached(
+            e.get("transfertargetchannel", ""), e.get("transfertargetuniqueid"),
+            tech=self._tech(second or first), bridges=bridges, exclude=transferers,
+        )
         if to_agent is None and second is not None:
             connected = e.get("secondtransfererconnectedlinenum", "")
             to_agent = self._agents.agent_of(f"{self._tech(second)}/{connected}")
@@ -214,7 +219,7 @@ class CallTracker(CallBook):
         call.add_event("transfer", at, key, kind="attended", from_agent=from_agent, to_agent=to_agent)
         if to_agent is not None and call.answered_at is not None:
             call.agent = to_agent
-            call.agent_channel = target.uniqueid if target else None
+            call.agent_channel = agent_uid or (target.uniqueid if target else None)
 
     def _on_hold(self, e: Mapping[str, str], at: datetime) -> None:
         self._hold_event("hold", e, at)

@@ -7,7 +7,7 @@ import pytest
 
 from channels.asterisk.connection import AmiConnection
 from inbox.calls import call_events_json
-from tests.asterisk.helpers import eventually
+from tests.asterisk.helpers import events_of, eventually, replay
 from tests.asterisk.test_runner import Harness, started
 from tests.fakes.ami_server import FakeAmiServer, get, trace_events
 
@@ -69,3 +69,48 @@ async def test_a_malformed_block_mid_call_keeps_the_session_and_the_live_call(h,
     assert (h.server.login_attempts, h.server.core_show_channels) == (1, 1)  # never reconnected
     skipped = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
     assert skipped and "Event" in skipped[0] and "hunter2" not in " ".join(skipped)
+
+
+# --- attended transfer through a Local channel ----------------------------------------------------
+
+CALLER_CALL = "1764921600.120"
+
+
+def _transfer_of(snapshots) -> dict:
+    call = snapshots.final()[CALLER_CALL]
+    (transfer,) = [e for e in call.events if e.type == "transfer"]
+    return {"agent": call.agent, **transfer.data}
+
+
+def test_an_attended_transfer_to_a_local_channel_names_the_agent_behind_it():
+    result = replay(events_of("attended_transfer_local.ami"))
+    assert _transfer_of(result) == {"agent": "1002", "kind": "attended", "from_agent": "1001", "to_agent": "1002"}
+    assert result.final()[CALLER_CALL].disposition == "answered"
+
+
+def test_an_attended_transfer_without_transfer_target_fields_finds_the_agent_in_the_destination_bridge():
+    events = [
+        {k: v for k, v in e.items() if not k.startswith("transfertarget")} if e["event"] == "AttendedTransfer" else e
+        for e in events_of("attended_transfer_local.ami")
+    ]
+    assert _transfer_of(replay(events))["to_agent"] == "1002"
+
+
+def test_an_attended_transfer_to_a_local_channel_never_seen_reads_the_extension_from_its_name():
+    # Only the transfer itself is known about the consultation call (events filtered on the PBX side).
+    def about_the_caller_and_1001(e: dict[str, str]) -> bool:
+        return e.get("linkedid") == CALLER_CALL and not e.get("channel", "").startswith(("Local/", "PJSIP/1002"))
+
+    events = [e for e in events_of("attended_transfer_local.ami")
+              if e["event"] == "AttendedTransfer" or about_the_caller_and_1001(e)]
+    assert _transfer_of(replay(events))["to_agent"] == "1002"
+
+
+async def test_an_attended_transfer_through_local_channels_is_stored_with_its_target(h):
+    await started(h)
+    h.server.emit(trace_events("attended_transfer_local.ami"))
+    call = await eventually(lambda: h.pool.fetchrow(
+        "SELECT * FROM calls WHERE external_id = $1 AND status = 'ended'", CALLER_CALL))
+    assert (call["agent"], call["disposition"], call["hangup_cause"]) == ("1002", "answered", "normal_clearing")
+    transfers = [e for e in await call_events_json(h.pool, h.account_id, call["id"]) if e["type"] == "transfer"]
+    assert [t["data"] for t in transfers] == [{"kind": "attended", "from_agent": "1001", "to_agent": "1002"}]
