@@ -5,7 +5,9 @@ one node, under a Postgres advisory-lock lease). One AMI session at a time:
 
 1. connect and log in (``channels.asterisk.connection``); a refused login or an
    unreachable host backs off from 1 s to a 60 s cap with jitter; the backoff
-   is only reset by a session that stayed up ``stable_after`` seconds;
+   is only reset by a session that stayed up ``stable_after`` seconds; a PBX
+   older than Asterisk 12 (``channels.asterisk.version``) is refused the same
+   way, with the channel ``failed``: "Asterisk 12 or later required";
 2. ``CoreShowChannels``: calls still up are rebuilt, calls we knew that are gone
    are closed (``unknown`` cause, a ``reconciled`` event), and so are calls the
    database still has open that Asterisk no longer lists;
@@ -46,6 +48,7 @@ from channels.asterisk.connection import (
 )
 from channels.asterisk.recordings import RecordingFetcher
 from channels.asterisk.tracker import ORIGINATE_ACTION_PREFIX, CallTracker
+from channels.asterisk.version import AmiUnsupportedVersion, probe
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import DB_ERRORS, DB_UNAVAILABLE, ApiError
 from gateway.pipeline import apply_and_publish
@@ -135,8 +138,12 @@ class _Runner:
                 )
                 try:
                     await conn.open()
+                    await probe(conn)
                     await _set_state(self.ctx, self.channel, "connected")
                     await self._session(conn)
+                except AmiUnsupportedVersion as exc:
+                    log.error("asterisk channel %s: %s", self.channel.id, exc)
+                    await _set_state(self.ctx, self.channel, "failed", str(exc))
                 except AmiAuthError as exc:
                     log.warning("asterisk channel %s: %s", self.channel.id, exc)
                     await _set_state(self.ctx, self.channel, "auth_failed", str(exc))
@@ -360,9 +367,12 @@ async def setup_channel(
                          connect_timeout=3, action_timeout=3)
     try:
         await conn.open()
+        await probe(conn)
     except AmiAuthError as exc:
         raise ApiError(422, "invalid_credentials", str(exc)) from exc
-    except AmiConnectError:
+    except AmiUnsupportedVersion as exc:
+        raise ApiError(422, "unsupported_version", str(exc)) from exc
+    except (AmiConnectError, AmiConnectionLost):
         pass
     finally:
         conn.close()

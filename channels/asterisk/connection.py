@@ -141,9 +141,16 @@ class AmiConnection:
         self._waiting: dict[str, asyncio.Future[AmiMessage]] = {}
         self._manager: _Manager | None = None
         self._transport: asyncio.Transport | None = None
+        self._protocol: Any = None
         self._paused = False
         self.lost_reason: str | None = None
         self.skipped = 0  # malformed blocks dropped from the stream
+
+    @property
+    def ami_version(self) -> str | None:
+        """The protocol version of the banner (``Asterisk Call Manager/9.0.0`` → ``"9.0.0"``), once read."""
+        version = getattr(self._protocol, "version", None)
+        return str(version) if version else None
 
     @property
     def closed(self) -> bool:
@@ -158,6 +165,7 @@ class AmiConnection:
         except (OSError, TimeoutError) as exc:
             raise AmiConnectError(f"cannot connect to AMI at {self.host}:{self.port}: {exc!r}") from exc
         self._transport = transport
+        self._protocol = protocol
         manager = _Manager(self, host=self.host, port=self.port, loop=loop, ping_delay=3600, events="on")
         done: asyncio.Future[tuple[Any, Any]] = loop.create_future()
         done.set_result((transport, protocol))

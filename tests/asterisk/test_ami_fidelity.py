@@ -3,13 +3,23 @@ fake AMI server over TCP → the real runner → rows in PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
+from channels.asterisk.codec import iter_messages
 from channels.asterisk.connection import AmiConnection
+from channels.asterisk.version import REQUIRED, PbxVersion
+from gateway.asterisk_runtime import AsteriskOptions
+from inbox.accounts import create_account
 from inbox.calls import call_events_json
 from tests.asterisk.helpers import events_of, eventually, replay
+from tests.asterisk.test_calls_api import ami_channel, serve
 from tests.asterisk.test_runner import Harness, started
-from tests.fakes.ami_server import FakeAmiServer, get, trace_events
+from tests.fakes.ami_server import FakeAmiServer, get, parse_raw, trace_events
+
+PANORAMISK = Path(__file__).parent.parent / "fixtures" / "peers" / "panoramisk"
 
 
 @pytest.fixture
@@ -114,3 +124,87 @@ async def test_an_attended_transfer_through_local_channels_is_stored_with_its_ta
     assert (call["agent"], call["disposition"], call["hangup_cause"]) == ("1002", "answered", "normal_clearing")
     transfers = [e for e in await call_events_json(h.pool, h.account_id, call["id"]) if e["type"] == "transfer"]
     assert [t["data"] for t in transfers] == [{"kind": "attended", "from_agent": "1001", "to_agent": "1002"}]
+
+
+# --- Asterisk 11 and older are refused, clearly ---------------------------------------------------
+
+
+def asterisk11_session() -> tuple[str, str, list[list[tuple[str, str]]]]:
+    """panoramisk's real Asterisk 11 capture: (banner, Asterisk version, server-sent events)."""
+    banner = (PANORAMISK / "login_ok.yaml").read_text().splitlines()[0]
+    version_reply = (PANORAMISK / "command_core_show_version.yaml").read_text()
+    version = next(line.split()[1] for line in version_reply.splitlines() if line.startswith("Asterisk "))
+    events = [m for m in parse_raw((PANORAMISK / "originate_with_events.yaml").read_text()) if m[0][0] == "Event"]
+    return banner, version, events
+
+
+def test_the_asterisk11_capture_is_what_would_become_ghost_calls():
+    banner, version, _ = asterisk11_session()
+    assert (banner, version.split("+")[0]) == ("Asterisk Call Manager/1.3", "11.11.0")
+    text = (PANORAMISK / "originate_with_events.yaml").read_text()
+    names = {m.get("event") for m in iter_messages(text)}
+    assert {"Dial", "Bridge"} <= names and "DialBegin" not in names
+    assert not any("linkedid" in m for m in iter_messages(text) if m.get("event") == "Newchannel")
+    ghosts = replay(m for m in iter_messages(text) if "event" in m).final()
+    assert len(ghosts) > 1  # one real call, several "calls": why such a PBX must be refused
+
+
+@pytest.mark.parametrize(
+    ("ami", "asterisk", "refused"),
+    [
+        ("1.3", None, True),  # Asterisk 11's banner
+        ("1.1", "1.8.32.3", True),
+        ("2.10.3", "11.11.0+xivo.14.15", True),  # whichever clue says "too old" wins
+        (None, "11.25.3", True),
+        ("2.0.0", "12.8.2", False),
+        ("9.0.0", "20.11.0", False),
+        ("11.0.0", "22.1.0", False),
+        ("7.0.3", "certified/18.9-cert5", False),
+        ("9.0.0", "GIT-master-5f2d1c0", False),  # unreadable: not a reason to refuse
+        (None, None, False),
+    ],
+)
+def test_the_pbx_version_decides_whether_calls_can_be_recorded(ami, asterisk, refused):
+    reason = PbxVersion(ami=ami, asterisk=asterisk).refusal()
+    assert (reason is not None) == refused
+    if reason:
+        assert reason.startswith(REQUIRED) and (asterisk or ami) in reason
+
+
+async def test_an_asterisk11_pbx_puts_the_channel_in_failed_and_records_no_call(db_url, pool):
+    banner, version, events = asterisk11_session()
+    options = AsteriskOptions(connect_timeout=2, action_timeout=2, backoff_base=0.2, backoff_cap=60,
+                              originate_poll=0.1)
+    async with FakeAmiServer(banner=banner, asterisk_version=version, after_login=events) as old_pbx:
+        h = Harness(db_url, pool, old_pbx, options)
+        await h.add_channel()
+        h.start()
+        try:
+            state = await eventually(lambda: _ami_state(h, "failed"))
+            assert state["error"].startswith("Asterisk 12 or later required")
+            assert "Asterisk 11.11.0" in state["error"] and "AMI 1.3" in state["error"]
+            await old_pbx.wait_until(lambda: old_pbx.login_attempts >= 2)
+            await asyncio.sleep(1.5)
+            # Backing off like any refused connection (delays of at least 0.15, 0.3, 0.6 s), not a hot loop.
+            assert old_pbx.login_attempts <= 4
+            assert old_pbx.core_show_channels == 0 and old_pbx.originates == []
+            assert await pool.fetchval("SELECT count(*) FROM calls") == 0
+        finally:
+            await h.stop()
+
+
+async def _ami_state(h: Harness, status: str) -> dict | None:
+    state = await h.pool.fetchval("SELECT state FROM channels WHERE id = $1", h.channel.id)
+    ami = (state or {}).get("ami") or {}
+    return ami if ami.get("status") == status else None
+
+
+async def test_creating_a_channel_for_an_asterisk11_pbx_is_refused_with_the_reason(db_url):
+    banner, version, _ = asterisk11_session()
+    async with FakeAmiServer(banner=banner, asterisk_version=version) as old_pbx, serve(db_url) as srv:
+        _, key = await create_account(srv.ctx.pool, "acme")
+        async with srv.client(key) as http:
+            r = await http.post("/api/v1/channels", json=ami_channel(old_pbx))
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "unsupported_version")
+        assert r.json()["error"]["message"].startswith("Asterisk 12 or later required")
+        assert await srv.ctx.pool.fetchval("SELECT count(*) FROM channels") == 0

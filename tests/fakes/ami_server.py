@@ -2,7 +2,8 @@
 
 It speaks what the gateway uses: the banner, ``Login`` (good or bad secret; a
 bad one is answered ``Authentication failed`` and the socket closed, as
-Asterisk does), ``Ping``, ``CoreShowChannels`` (answered from a channel table
+Asterisk does), ``Ping``, ``CoreSettings`` (the ``banner`` and
+``asterisk_version`` it is given, so it can pose as an Asterisk 11), ``CoreShowChannels`` (answered from a channel table
 it keeps from the events it has emitted, so a reconnecting client sees the
 truth), ``Originate`` (``Async``; answered ``successfully queued`` and followed
 by the call's events and ``OriginateResponse``) and ``Logoff``. Events come
@@ -159,7 +160,7 @@ class _Session:
             self.writer.close()
 
     async def run(self) -> None:
-        self.writer.write(f"{BANNER}{EOL}".encode())
+        self.writer.write(f"{self.server.banner}{EOL}".encode())
         buffer = ""
         try:
             while True:
@@ -194,6 +195,8 @@ class _Session:
                 self.events = get(action, "Events", "on").lower() not in ("off", "no", "false")
                 self.send([("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted")])
                 self.send([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")])
+                for fields in s.after_login:
+                    self.send(fields)
                 s.changed()
                 return True
             s.failed_logins += 1
@@ -209,6 +212,14 @@ class _Session:
             if s.answer_pings:
                 self.send([("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"),
                            ("Timestamp", f"{time.time():.6f}")])
+            return True
+        if name == "coresettings":
+            ami_version = s.banner.rpartition("/")[2]
+            self.send([("Response", "Success"), ("ActionID", aid), ("AMIversion", ami_version),
+                       ("AsteriskVersion", s.asterisk_version), ("SystemName", ""), ("CoreMaxCalls", "0"),
+                       ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", "asterisk"), ("CoreRunGroup", "asterisk"),
+                       ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"),
+                       ("CoreHTTPenabled", "No")])
             return True
         if name == "coreshowchannels":
             s.core_show_channels += 1
@@ -248,9 +259,16 @@ class _Session:
 
 
 class FakeAmiServer:
-    def __init__(self, *, username: str = "gateway", secret: str = "s3cret") -> None:
+    def __init__(
+        self, *, username: str = "gateway", secret: str = "s3cret", banner: str = BANNER,
+        asterisk_version: str = "20.11.0", after_login: Sequence[Fields] = (),
+    ) -> None:
         self.username = username
         self.secret = secret
+        self.banner = banner
+        self.asterisk_version = asterisk_version
+        # Events written right after a successful login, before the client can ask anything.
+        self.after_login = list(after_login)
         self.port = 0
         self.sessions: set[_Session] = set()
         self.actions: list[Fields] = []
