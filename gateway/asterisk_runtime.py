@@ -8,9 +8,11 @@ one node, under a Postgres advisory-lock lease). One AMI session at a time:
    is only reset by a session that stayed up ``stable_after`` seconds; a PBX
    older than Asterisk 12 (``channels.asterisk.version``) is refused the same
    way, with the channel ``failed``: "Asterisk 12 or later required";
-2. ``CoreShowChannels``: calls still up are rebuilt, calls we knew that are gone
-   are closed (``unknown`` cause, a ``reconciled`` event), and so are calls the
-   database still has open that Asterisk no longer lists;
+2. ``CoreShowChannels``: calls still up are rebuilt (answered ones with the
+   answer time Asterisk's CDR has), calls we knew that are gone are closed
+   (``unknown`` cause, a ``reconciled`` event), and so are calls the database
+   still has open that Asterisk no longer lists; they end when the PBX was last
+   heard from (``gateway.asterisk_last_seen``), not at the reconnect;
 3. then every event goes through the tracker, and each change is committed and
    published (``gateway.pipeline.apply_and_publish``) in arrival order;
 4. meanwhile a ``Ping`` every ``ping_interval`` must be answered within
@@ -35,6 +37,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
+from channels.asterisk.answer_times import answer_times
 from channels.asterisk.backoff import Backoff
 from channels.asterisk.config import AsteriskConfig
 from channels.asterisk.connection import (
@@ -49,6 +52,7 @@ from channels.asterisk.connection import (
 from channels.asterisk.recordings import RecordingFetcher
 from channels.asterisk.tracker import ORIGINATE_ACTION_PREFIX, CallTracker
 from channels.asterisk.version import AmiUnsupportedVersion, probe
+from gateway.asterisk_last_seen import LastSeen
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import DB_ERRORS, DB_UNAVAILABLE, ApiError
 from gateway.pipeline import apply_and_publish
@@ -86,6 +90,7 @@ class AsteriskOptions:
     originate_poll: float = 2.0
     originate_max_age: float = 60.0
     resync_timeout: float = 60.0
+    last_seen_every: float = 5.0  # seconds between heartbeat writes
 
 
 def options(ctx: AppContext) -> AsteriskOptions:
@@ -121,6 +126,7 @@ class _Runner:
         self.backoff = Backoff(self.opts.backoff_base, self.opts.backoff_cap)
         self.wake = asyncio.Event()
         self.lost_at: datetime | None = None
+        self.last_seen = LastSeen(ctx, channel, self.opts.last_seen_every)
         self.sessions = 0
         self._apply_lock = asyncio.Lock()
 
@@ -199,14 +205,16 @@ class _Runner:
             placer.add_done_callback(placer_done)
             while True:
                 event = await conn.next_event()
+                self.last_seen.note(_received(event))
                 await self._apply(self._feed(event))
+                await self.last_seen.flush()
         finally:
             for task in (pinger, placer):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, AmiError):
                         await task
-            self.lost_at = self.lost_at or _now()
+            self.lost_at = self.lost_at or self.last_seen.at or _now()
 
     def _feed(self, event: dict[str, str]) -> list[CallSnapshot]:
         try:
@@ -220,10 +228,13 @@ class _Runner:
         while True:
             await asyncio.sleep(self.opts.ping_interval)
             await conn.ping(self.opts.ping_timeout)  # drops the session when no Pong comes
+            self.last_seen.note(_now())
+            await self.last_seen.flush()
 
     # -- reconciliation -----------------------------------------------------------------------
 
     async def _resync(self, conn: AmiConnection) -> None:
+        lost_at = await self.last_seen.before_this_session(self.lost_at)
         for request in await self._db(originates.in_flight, self.ctx.pool, self.channel.id):
             self.tracker.expect_originate(request.originate_id, agent=request.agent,
                                           to_number=request.to_number, at=request.created_at)
@@ -249,10 +260,11 @@ class _Runner:
         except TimeoutError:
             conn.abort("CoreShowChannels list did not complete")
             raise AmiConnectionLost("CoreShowChannels list did not complete in time") from None
+        answered = await answer_times(conn, listed)
         at = _now()
-        await self._apply(self.tracker.resync(listed, at=at, lost_at=self.lost_at))
+        await self._apply(self.tracker.resync(listed, at=at, lost_at=lost_at, answered=answered))
         stale = await self._db(open_calls, self.ctx.pool, self.channel.id)
-        closed = self.tracker.close_missing(stale, at=at, lost_at=self.lost_at)
+        closed = self.tracker.close_missing(stale, at=at, lost_at=lost_at)
         await self._apply(closed)
         lost = [c.originate_id for c in closed if c.originate_id]
         if lost:

@@ -159,8 +159,13 @@ class CallBook:
             old.add_event("merged", at, f"merged:{old.linkedid}:{linkedid}", into=linkedid)
             self._end(old, at)
 
-    def _check_answer(self, call: Call, bridge: str, at: datetime, *, estimated: bool = False) -> None:
-        """``estimated``: rebuilt after a reconnect, the answer time is unknown; the agent channel's age bounds it."""
+    def _check_answer(
+        self, call: Call, bridge: str, at: datetime, *, estimated: bool = False,
+        answered: Mapping[str, datetime] | None = None,
+    ) -> None:
+        """``estimated``: rebuilt after a reconnect, the answer was not seen. The latest answer time
+        Asterisk told us (``answered``, by Uniqueid) of the customer's and the agent's channels is it;
+        without one, the agent channel's age bounds it."""
         members = self._bridged_with(bridge)
         if call.party is None or not any(m.uniqueid == call.party for m in members):
             return
@@ -169,8 +174,11 @@ class CallBook:
             return
         agent = agents[-1]  # the latest to enter
         bridge = agent.bridge or bridge
-        if call.answered_at is None:
-            call.answered_at = max(agent.created_at, call.started_at) if estimated else at
+        if call.answered_at is None and not estimated:
+            call.answered_at = at
+        elif call.answered_at is None:
+            told = [answered[uid] for uid in (agent.uniqueid, call.party) if answered and uid in answered]
+            call.answered_at = max(max(told) if told else agent.created_at, call.started_at)
         if call.agent_channel != agent.uniqueid:
             call.agent, call.agent_channel = agent.agent, agent.uniqueid
         call.add_event("answered", at, f"answered:{agent.uniqueid}:{bridge}", agent=agent.agent)

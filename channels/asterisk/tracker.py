@@ -286,13 +286,17 @@ class CallTracker(CallBook):
     # --- reconnects ----------------------------------------------------------------------------
 
     def resync(
-        self, listed: Sequence[Mapping[str, str]], *, at: datetime, lost_at: datetime | None = None
+        self, listed: Sequence[Mapping[str, str]], *, at: datetime, lost_at: datetime | None = None,
+        answered: Mapping[str, datetime] | None = None,
     ) -> list[CallSnapshot]:
         """Rebuild from a ``CoreShowChannels`` list taken after a (re)connect.
 
         Channels we knew that are not listed hung up while we were away; a call
         left with none is closed with the ``unknown`` cause and a ``reconciled``
-        event. Listed channels we did not know are rebuilt (Linkedid, bridge).
+        event, ended at ``lost_at`` (when we last heard from Asterisk). Listed
+        channels we did not know are rebuilt (Linkedid, bridge); a call found
+        answered takes its answer time from ``answered`` (Uniqueid → time, as
+        Asterisk's CDR has it) when given.
         """
         listed = [e for e in listed if e.get("uniqueid")]
         live = {e["uniqueid"] for e in listed}
@@ -327,7 +331,7 @@ class CallTracker(CallBook):
                 member = self._channels.get(uid)
                 member_call = self._call_of(member)
                 if member is not None and member_call is not None:
-                    self._check_answer(member_call, bridge, at, estimated=True)
+                    self._check_answer(member_call, bridge, at, estimated=True, answered=answered)
         return self._flush()
 
     def _close_reconciled(self, call: Call, at: datetime, lost_at: datetime | None) -> None:

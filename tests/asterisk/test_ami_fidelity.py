@@ -4,6 +4,7 @@ fake AMI server over TCP → the real runner → rows in PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,94 @@ async def test_creating_a_channel_for_an_asterisk11_pbx_is_refused_with_the_reas
         assert (r.status_code, r.json()["error"]["code"]) == (422, "unsupported_version")
         assert r.json()["error"]["message"].startswith("Asterisk 12 or later required")
         assert await srv.ctx.pool.fetchval("SELECT count(*) FROM channels") == 0
+
+
+# --- downtime: what happened while no gateway listened ----------------------------------------------
+
+QUIET = AsteriskOptions(connect_timeout=2, action_timeout=2, ping_interval=0.3, ping_timeout=0.5, backoff_base=0.05,
+                        backoff_cap=0.5, stable_after=30, originate_poll=0.1, last_seen_every=0.2)
+
+
+async def _heartbeat(h: Harness):
+    return await h.pool.fetchval("SELECT seen_at FROM channel_heartbeats WHERE channel_id = $1", h.channel.id)
+
+
+async def test_a_call_that_ended_while_the_gateway_was_down_ends_when_the_pbx_was_last_heard(db_url, pool, pbx):
+    h = Harness(db_url, pool, pbx, QUIET)
+    await started(h)
+    try:
+        events = trace_events("inbound_answered.ami")
+        h.server.emit(events[:17])  # answered, in progress
+        live = await eventually(lambda: h.pool.fetchrow("SELECT * FROM calls WHERE status = 'in_progress'"))
+        assert live["hangup_cause"] is None and live["ended_at"] is None
+        await eventually(lambda: _heartbeat_after(h, live["answered_at"]))  # Pongs keep it current
+        await h.stop()  # the gateway goes down...
+        stopped_at = await h.pool.fetchval("SELECT now()")
+        heard_last = await _heartbeat(h)
+        for fields in events[17:]:
+            h.server.track(fields)  # ...the call ends meanwhile...
+        restarted_at = await h.pool.fetchval("SELECT now()")
+        h.start()  # ...and a new runner (as after a restart) reconciles
+        call = await eventually(lambda: h.pool.fetchrow("SELECT * FROM calls WHERE status = 'ended'"))
+        assert call["ended_at"] == heard_last and call["ended_at"] <= stopped_at < restarted_at
+        assert (call["hangup_cause"], call["disposition"]) == ("unknown", "answered")
+        assert call["duration"] == int((heard_last - call["started_at"]).total_seconds() + 0.5)
+        events_json = await call_events_json(h.pool, h.account_id, call["id"])
+        assert events_json[-1]["type"] == "reconciled"
+    finally:
+        await h.stop()
+
+
+async def _heartbeat_after(h: Harness, moment):
+    seen = await _heartbeat(h)
+    return seen is not None and seen > moment
+
+
+async def test_heartbeats_are_throttled_not_written_per_event(db_url, pool, pbx):
+    options = AsteriskOptions(connect_timeout=2, action_timeout=2, ping_interval=3600, backoff_base=0.05,
+                              backoff_cap=0.5, originate_poll=0.1, last_seen_every=3600)
+    h = Harness(db_url, pool, pbx, options)
+    await started(h)
+    try:
+        events = trace_events("inbound_answered.ami")
+        h.server.emit(events[:1])
+        first = await eventually(lambda: _heartbeat(h))
+        h.server.emit(events[1:])  # a whole call: dozens of events
+        await eventually(lambda: h.pool.fetchrow("SELECT 1 FROM calls WHERE status = 'ended'"))
+        assert await _heartbeat(h) == first
+    finally:
+        await h.stop()
+
+
+async def test_a_call_answered_while_the_gateway_was_down_takes_the_answer_time_asterisk_recorded(harness_quiet):
+    h = harness_quiet
+    events = trace_events("reconnect_midcall.ami")
+    listed = [f for f in events if get(f, "Event") == "CoreShowChannel"]
+    for fields in listed:
+        h.server.track(fields)  # up 00:03:12, the agent's channel created when it started ringing
+    answered_epoch = time.time() - 185.25  # the agent picked up after about 7 s of ringing
+    h.server.cdr_answer["1741951000.501"] = f"{answered_epoch:.6f}"
+    await started(h)
+    call = await eventually(lambda: h.pool.fetchrow("SELECT * FROM calls WHERE status = 'in_progress'"))
+    assert abs(call["answered_at"].timestamp() - answered_epoch) < 1e-3
+    assert call["answered_at"] > call["started_at"]  # not the agent channel's creation
+    assert call["hangup_cause"] is None
+    assert [get(a, "Variable") for a in h.server.actions if get(a, "Action") == "Getvar"] == ["CDR(answer,f)"] * 2
+
+
+@pytest.fixture
+async def harness_quiet(db_url, pool, pbx):
+    harness = Harness(db_url, pool, pbx, QUIET)
+    yield harness
+    await harness.stop()
+
+
+def test_an_open_call_has_no_hangup_cause_until_it_ends():
+    # The consultation call's first leg (1001's second channel) hangs up at the transfer; the call goes on.
+    events = events_of("attended_transfer_local.ami")
+    cut = next(i for i, e in enumerate(events)
+               if e["event"] == "Hangup" and e["channel"] == "PJSIP/1001-0000007a") + 1
+    consultation = replay(events[:cut]).final()["1764921612.122"]
+    assert consultation.status != "ended" and consultation.hangup_cause is None
+    ended = replay(events).final()["1764921612.122"]
+    assert ended.status == "ended" and ended.hangup_cause == "normal_clearing"

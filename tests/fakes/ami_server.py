@@ -3,7 +3,9 @@
 It speaks what the gateway uses: the banner, ``Login`` (good or bad secret; a
 bad one is answered ``Authentication failed`` and the socket closed, as
 Asterisk does), ``Ping``, ``CoreSettings`` (the ``banner`` and
-``asterisk_version`` it is given, so it can pose as an Asterisk 11), ``CoreShowChannels`` (answered from a channel table
+``asterisk_version`` it is given, so it can pose as an Asterisk 11),
+``Getvar CDR(answer,f)`` (when a channel went up, or what a test set in
+``cdr_answer``), ``CoreShowChannels`` (answered from a channel table
 it keeps from the events it has emitted, so a reconnecting client sees the
 truth), ``Originate`` (``Async``; answered ``successfully queued`` and followed
 by the call's events and ``OriginateResponse``) and ``Logoff``. Events come
@@ -221,6 +223,15 @@ class _Session:
                        ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"),
                        ("CoreHTTPenabled", "No")])
             return True
+        if name == "getvar":
+            ch = next((c for c in s.channels.values() if c.get("Channel") == get(action, "Channel")), None)
+            if ch is None:
+                self.send([("Response", "Error"), ("ActionID", aid), ("Message", "No such channel")])
+                return True
+            variable = get(action, "Variable")
+            value = s.cdr_answer.get(ch["Uniqueid"], "0.000000") if variable == "CDR(answer,f)" else ""
+            self.send([("Response", "Success"), ("ActionID", aid), ("Variable", variable), ("Value", value)])
+            return True
         if name == "coreshowchannels":
             s.core_show_channels += 1
             s.changed()
@@ -282,6 +293,8 @@ class FakeAmiServer:
         self._change = asyncio.Event()
         # Live channels by Uniqueid, as CoreShowChannel would list them.
         self.channels: dict[str, dict[str, str]] = {}
+        # Uniqueid -> CDR(answer,f) (epoch seconds): when a channel went up, as Asterisk's CDR keeps it.
+        self.cdr_answer: dict[str, str] = {}
         self._born: dict[str, float] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -383,6 +396,8 @@ class FakeAmiServer:
         if name == "Hangup":
             self.channels.pop(uid, None)
             return
+        if get(fields, "ChannelState") == "6":
+            self.cdr_answer.setdefault(uid, f"{time.time():.6f}")
         for key in ("ChannelState", "ChannelStateDesc", "Linkedid", "Context", "Exten", "CallerIDNum",
                     "CallerIDName", "ConnectedLineNum", "ConnectedLineName"):
             if get(fields, key):
