@@ -164,8 +164,8 @@ class CallBook:
         answered: Mapping[str, datetime] | None = None,
     ) -> None:
         """``estimated``: rebuilt after a reconnect, the answer was not seen. The latest answer time
-        Asterisk told us (``answered``, by Uniqueid) of the customer's and the agent's channels is it;
-        without one, the agent channel's age bounds it."""
+        Asterisk told us (``answered``, by Uniqueid) of the customer's and the agent's channels is it
+        (an IVR may have answered the customer long before); never before the agent channel existed."""
         members = self._bridged_with(bridge)
         if call.party is None or not any(m.uniqueid == call.party for m in members):
             return
@@ -178,7 +178,7 @@ class CallBook:
             call.answered_at = at
         elif call.answered_at is None:
             told = [answered[uid] for uid in (agent.uniqueid, call.party) if answered and uid in answered]
-            call.answered_at = max(max(told) if told else agent.created_at, call.started_at)
+            call.answered_at = max([*told, agent.created_at, call.started_at])
         if call.agent_channel != agent.uniqueid:
             call.agent, call.agent_channel = agent.agent, agent.uniqueid
         call.add_event("answered", at, f"answered:{agent.uniqueid}:{bridge}", agent=agent.agent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from gateway.asterisk_runtime import AsteriskOptions
 from inbox.accounts import create_account
 from inbox.calls import call_events_json
 from inbox.channels import get_channel_any_account
-from tests.asterisk.helpers import events_of, eventually, replay
+from tests.asterisk.helpers import events_of, eventually, new_tracker, replay, utc
 from tests.asterisk.test_calls_api import ami_channel, serve
 from tests.asterisk.test_runner import Harness, started
 from tests.fakes.ami_server import FakeAmiServer, get, parse_raw, trace_events
@@ -304,3 +305,20 @@ def test_an_open_call_has_no_hangup_cause_until_it_ends():
     assert consultation.status != "ended" and consultation.hangup_cause is None
     ended = replay(events).final()["1764921612.122"]
     assert ended.status == "ended" and ended.hangup_cause == "normal_clearing"
+
+
+@pytest.mark.parametrize(
+    ("told", "expected_ago"),
+    [
+        ({"1741951000.500": 190, "1741951000.501": 185}, 185),  # the later of the two: the agent's pickup
+        ({"1741951000.500": 300}, 192),  # only an early answer of the caller (an IVR): not before the agent rang
+        ({}, 192),  # nothing told: the agent channel's creation, as before
+    ],
+)
+def test_a_rebuilt_answer_is_the_latest_asterisk_recorded_never_before_the_agent_channel(told, expected_ago):
+    listed = [e for e in events_of("reconnect_midcall.ami") if e["event"] == "CoreShowChannel"]
+    at = utc("2025-03-14T10:30:00")
+    answered = {uid: at - timedelta(seconds=ago) for uid, ago in told.items()}
+    (call,) = new_tracker().resync(listed, at=at, answered=answered)
+    assert call.answered_at == at - timedelta(seconds=expected_ago)
+    assert call.agent == "1003" and call.hangup_cause is None
