@@ -110,6 +110,21 @@ def test_an_attended_transfer_without_transfer_target_fields_finds_the_agent_in_
     assert _transfer_of(replay(events))["to_agent"] == "1002"
 
 
+def test_a_dtmf_attended_transfer_reported_with_one_transferer_channel_still_finds_the_target():
+    # Feature-code transfers (atxfer) report the same channel as both transferers, with an empty second bridge.
+    def one_transferer(e: dict[str, str]) -> dict[str, str]:
+        if e["event"] != "AttendedTransfer":
+            return e
+        rest = {k: v for k, v in e.items() if not k.startswith("secondtransferer")}
+        orig = len("origtransferer")
+        same = {"secondtransferer" + k[orig:]: v for k, v in e.items() if k.startswith("origtransferer")}
+        return {**rest, **same, "secondbridgenumchannels": "0"}
+
+    events = [one_transferer(e) for e in events_of("attended_transfer_local.ami")]
+    assert _transfer_of(replay(events)) == {"agent": "1002", "kind": "attended", "from_agent": "1001",
+                                           "to_agent": "1002"}
+
+
 def test_an_attended_transfer_to_a_local_channel_never_seen_reads_the_extension_from_its_name():
     # Only the transfer itself is known about the consultation call (events filtered on the PBX side).
     def about_the_caller_and_1001(e: dict[str, str]) -> bool:
