@@ -5,10 +5,14 @@ one node, under a Postgres advisory-lock lease). One AMI session at a time:
 
 1. connect and log in (``channels.asterisk.connection``); a refused login or an
    unreachable host backs off from 1 s to a 60 s cap with jitter; the backoff
-   is only reset by a session that stayed up ``stable_after`` seconds;
-2. ``CoreShowChannels``: calls still up are rebuilt, calls we knew that are gone
-   are closed (``unknown`` cause, a ``reconciled`` event), and so are calls the
-   database still has open that Asterisk no longer lists;
+   is only reset by a session that stayed up ``stable_after`` seconds; a PBX
+   older than Asterisk 12 (``channels.asterisk.version``) is refused the same
+   way, with the channel ``failed``: "Asterisk 12 or later required";
+2. ``CoreShowChannels``: calls still up are rebuilt (answered ones with the
+   answer time Asterisk's CDR has), calls we knew that are gone are closed
+   (``unknown`` cause, a ``reconciled`` event), and so are calls the database
+   still has open that Asterisk no longer lists; they end when the PBX was last
+   heard from (``gateway.asterisk_last_seen``), not at the reconnect;
 3. then every event goes through the tracker, and each change is committed and
    published (``gateway.pipeline.apply_and_publish``) in arrival order;
 4. meanwhile a ``Ping`` every ``ping_interval`` must be answered within
@@ -40,6 +44,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
+from channels.asterisk.answer_times import answer_times
 from channels.asterisk.backoff import Backoff
 from channels.asterisk.config import AsteriskConfig
 from channels.asterisk.connection import (
@@ -54,7 +59,9 @@ from channels.asterisk.connection import (
 )
 from channels.asterisk.recordings import RecordingFetcher
 from channels.asterisk.tracker import ORIGINATE_ACTION_PREFIX, CallTracker
+from channels.asterisk.version import AmiUnsupportedVersion, probe
 from channels.netpolicy import NetworkRefused
+from gateway.asterisk_last_seen import LastSeen
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import DB_ERRORS, DB_UNAVAILABLE, ApiError
 from gateway.pipeline import apply_and_publish
@@ -95,6 +102,7 @@ class AsteriskOptions:
     originate_max_age: float = 60.0
     resync_timeout: float = 60.0
     stop_grace: float = 2.0  # for a click-to-call in flight to record its outcome when the session ends
+    last_seen_every: float = 5.0  # seconds between heartbeat writes
 
 
 def options(ctx: AppContext) -> AsteriskOptions:
@@ -130,6 +138,7 @@ class _Runner:
         self.backoff = Backoff(self.opts.backoff_base, self.opts.backoff_cap)
         self.wake = asyncio.Event()
         self.lost_at: datetime | None = None
+        self.last_seen = LastSeen(ctx, channel, self.opts.last_seen_every)
         self.sessions = 0
         self._apply_lock = asyncio.Lock()
 
@@ -148,8 +157,12 @@ class _Runner:
                 )
                 try:
                     await conn.open()
+                    await probe(conn)
                     await _set_state(self.ctx, self.channel, "connected")
                     await self._session(conn)
+                except AmiUnsupportedVersion as exc:
+                    log.error("asterisk channel %s: %s", self.channel.id, exc)
+                    await _set_state(self.ctx, self.channel, "failed", str(exc))
                 except AmiAuthError as exc:
                     log.warning("asterisk channel %s: %s", self.channel.id, exc)
                     await _set_state(self.ctx, self.channel, "auth_failed", str(exc))
@@ -210,7 +223,9 @@ class _Runner:
             placer.add_done_callback(placer_done)
             while True:
                 event = await conn.next_event()
+                self.last_seen.note(_received(event))
                 await self._apply(self._feed(event))
+                await self.last_seen.flush()
         finally:
             try:
                 if placer is not None and not placer.done():
@@ -222,7 +237,7 @@ class _Runner:
                 # Also when we are cancelled while waiting above: no task outlives its session.
                 await stop_tasks((pinger, placer), within=self.opts.stop_grace,
                                  what=f"asterisk channel {self.channel.id}")
-            self.lost_at = self.lost_at or _now()
+            self.lost_at = self.lost_at or self.last_seen.at or _now()
 
     def _feed(self, event: dict[str, str]) -> list[CallSnapshot]:
         try:
@@ -236,10 +251,13 @@ class _Runner:
         while True:
             await asyncio.sleep(self.opts.ping_interval)
             await conn.ping(self.opts.ping_timeout)  # drops the session when no Pong comes
+            self.last_seen.note(_now())
+            await self.last_seen.flush()
 
     # -- reconciliation -----------------------------------------------------------------------
 
     async def _resync(self, conn: AmiConnection) -> None:
+        lost_at = await self.last_seen.before_this_session(self.lost_at)
         for request in await self._db(originates.in_flight, self.ctx.pool, self.channel.id):
             self.tracker.expect_originate(request.originate_id, agent=request.agent,
                                           to_number=request.to_number, at=request.created_at)
@@ -265,10 +283,11 @@ class _Runner:
         except TimeoutError:
             conn.abort("CoreShowChannels list did not complete")
             raise AmiConnectionLost("CoreShowChannels list did not complete in time") from None
+        answered = await answer_times(conn, listed)
         at = _now()
-        await self._apply(self.tracker.resync(listed, at=at, lost_at=self.lost_at))
+        await self._apply(self.tracker.resync(listed, at=at, lost_at=lost_at, answered=answered))
         stale = await self._db(open_calls, self.ctx.pool, self.channel.id)
-        closed = self.tracker.close_missing(stale, at=at, lost_at=self.lost_at)
+        closed = self.tracker.close_missing(stale, at=at, lost_at=lost_at)
         await self._apply(closed)
         lost = [c.originate_id for c in closed if c.originate_id]
         if lost:
@@ -398,9 +417,12 @@ async def setup_channel(
                          connect_timeout=3, action_timeout=3, policy=policy)
     try:
         await conn.open()
+        await probe(conn)
     except AmiAuthError as exc:
         raise ApiError(422, "invalid_credentials", str(exc)) from exc
-    except AmiConnectError:
+    except AmiUnsupportedVersion as exc:
+        raise ApiError(422, "unsupported_version", str(exc)) from exc
+    except (AmiConnectError, AmiConnectionLost):
         pass
     finally:
         conn.close()

@@ -7,6 +7,7 @@ agent answer, and which snapshots to hand out.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -15,6 +16,9 @@ from channels.asterisk._state import Call, Channel, Originate
 from channels.asterisk.config import AgentMatcher, clean_caller_id, normalize_number, unescape
 from schema.calls import CallSnapshot
 from schema.enums import CallDirection
+
+# ``Local/<exten>@<context>-<n>;1`` (or ``;2``): the two halves of a Local channel pair.
+_LOCAL = re.compile(r"Local/(?P<exten>[^@/;]+)@[^;]*;(?P<half>[12])")
 
 # Events that may introduce a channel we have not seen (others about unknown channels are ignored).
 _CREATING = {"newchannel", "newstate", "dialbegin", "bridgeenter", "coreshowchannel"}
@@ -155,8 +159,13 @@ class CallBook:
             old.add_event("merged", at, f"merged:{old.linkedid}:{linkedid}", into=linkedid)
             self._end(old, at)
 
-    def _check_answer(self, call: Call, bridge: str, at: datetime, *, estimated: bool = False) -> None:
-        """``estimated``: rebuilt after a reconnect, the answer time is unknown; the agent channel's age bounds it."""
+    def _check_answer(
+        self, call: Call, bridge: str, at: datetime, *, estimated: bool = False,
+        answered: Mapping[str, datetime] | None = None,
+    ) -> None:
+        """``estimated``: rebuilt after a reconnect, the answer was not seen. The latest answer time
+        Asterisk told us (``answered``, by Uniqueid) of the customer's and the agent's channels is it
+        (an IVR may have answered the customer long before); never before the agent channel existed."""
         members = self._bridged_with(bridge)
         if call.party is None or not any(m.uniqueid == call.party for m in members):
             return
@@ -165,11 +174,43 @@ class CallBook:
             return
         agent = agents[-1]  # the latest to enter
         bridge = agent.bridge or bridge
-        if call.answered_at is None:
-            call.answered_at = max(agent.created_at, call.started_at) if estimated else at
+        if call.answered_at is None and not estimated:
+            call.answered_at = at
+        elif call.answered_at is None:
+            told = [answered[uid] for uid in (agent.uniqueid, call.party) if answered and uid in answered]
+            call.answered_at = max([*told, agent.created_at, call.started_at])
         if call.agent_channel != agent.uniqueid:
             call.agent, call.agent_channel = agent.agent, agent.uniqueid
         call.add_event("answered", at, f"answered:{agent.uniqueid}:{bridge}", agent=agent.agent)
+
+    def _agent_reached(
+        self, name: str, uid: str | None, *, tech: str, bridges: list[str], exclude: set[str]
+    ) -> tuple[str | None, str | None]:
+        """The agent (and their channel's Uniqueid) a transfer reached through channel ``name``/``uid``.
+
+        Asterisk names the target as it sees it: an agent's own channel, or (when
+        the dialplan dials ``Local/...``) the ``;1`` half of a Local pair whose
+        ``;2`` half is bridged with the agent, or nothing at all. In that order:
+        the channel's agent; the agent bridged with the Local channel's other
+        half; an agent bridged in ``bridges`` (the transfer's bridges, Local
+        pairs followed; ``exclude`` the transferers); the extension a Local
+        channel's name dials.
+        """
+        ch = self._channels.get(uid or "")
+        if ch is not None and ch.agent is not None:
+            return ch.agent, ch.uniqueid
+        local = _LOCAL.fullmatch(name or "")
+        if local is not None:
+            twin_name = name[:-1] + ("2" if local["half"] == "1" else "1")
+            twin_bridges = [c.bridge for c in self._channels.values() if c.name == twin_name and c.bridge]
+            bridges = twin_bridges + bridges
+        for bridge in bridges:
+            agents = [m for m in self._bridged_with(bridge) if m.agent is not None and m.uniqueid not in exclude]
+            if agents:
+                return agents[-1].agent, agents[-1].uniqueid
+        if local is not None:
+            return self._agents.agent_of(f"{tech}/{local['exten']}"), None
+        return None, None
 
     def _bridged_with(self, bridge: str) -> list[Channel]:
         """Members of a bridge, plus those reached through a Local channel pair (``;1`` in one

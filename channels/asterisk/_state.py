@@ -150,7 +150,7 @@ class Call:
             ended_at=ended,
             duration=seconds(ended, self.started_at) if ended else None,
             billsec=(seconds(ended, self.answered_at) if self.answered_at else 0) if ended else None,
-            hangup_cause=self.hangup_cause,
+            hangup_cause=self.hangup_cause if ended else None,  # the party may hang up before the call ends
             recording_path=self.recording_path,
             events=tuple(self.events),
         )

@@ -3,7 +3,10 @@
 Parsing goes through panoramisk's own ``Message.from_line`` so recorded
 traces, the fake server and the live connection share one parser. Keys are
 lower-cased (Asterisk is not consistent: ``Uniqueid`` in events, ``UniqueID``
-in ``Cdr``); a header repeated in one message keeps its last value.
+in ``Cdr``); a header repeated in one message keeps its last value, except the
+headers that say what a message is (``Event``, ``Response``, ``ActionID``): a
+block with two of those is two messages run together (a lost blank line) and
+is reported by ``malformed`` so the reader can skip it rather than guess.
 """
 
 from __future__ import annotations
@@ -31,14 +34,36 @@ def normalize(message: Mapping[str, Any]) -> AmiMessage:
     return out
 
 
+# Headers that identify a message: two of them in one block cannot be one message.
+_IDENTITY_HEADERS = ("event", "response", "actionid")
+
+
+def malformed(message: Mapping[str, Any]) -> str | None:
+    """Why a parsed block cannot be taken as one message, or ``None`` when it can.
+
+    panoramisk turns a repeated header into a list; on ``Event`` its own
+    dispatch then fails (``'list' object has no attribute 'lower'``) and the
+    session drops.
+    """
+    for key, value in message.items():
+        if str(key).lower() in _IDENTITY_HEADERS and isinstance(value, list):
+            return f"{len(value)} {key} headers in one block"
+    return None
+
+
+def describe(message: Mapping[str, Any]) -> str:
+    """A loggable summary: header names only (values may carry secrets or personal data)."""
+    return ", ".join(str(key) for key in message if key != "content")
+
+
 def parse_block(block: str) -> AmiMessage | None:
-    """One message (lines without the blank separator); ``None`` for the banner or noise."""
+    """One message (lines without the blank separator); ``None`` for the banner, noise or a malformed block."""
     lines = [line for line in block.replace("\r\n", "\n").split("\n") if not line.startswith(BANNER_PREFIX)]
     # panoramisk only splits "Key: Value"; a header with an empty value loses its
     # trailing space when the block is stripped, so put it back.
     lines = [line + " " if line.endswith(":") and ": " not in line else line for line in lines]
     parsed = Message.from_line(EOL.join(lines).strip(EOL))
-    if parsed is None:
+    if parsed is None or malformed(parsed):
         return None
     return normalize(parsed)
 

@@ -22,6 +22,11 @@ not what we need, so we use its framing, parser and action bookkeeping
 5. Futures of actions in flight when the socket drops are never resolved (and
    an async ``Originate`` only resolves on its ``OriginateResponse``). → We
    keep our own future per action, resolved by its first ``Response``.
+6. A block with two ``Event:`` headers (two messages run together) makes its
+   dispatch raise inside ``data_received``, and asyncio closes the transport:
+   one bad block would drop the session and every live call with it. → A
+   malformed block is logged (header names only) and skipped; nothing else in
+   the stream is lost.
 
 Exception tree::
 
@@ -47,7 +52,7 @@ from typing import Any
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.manager import Manager
 
-from channels.asterisk.codec import AmiMessage, normalize
+from channels.asterisk.codec import AmiMessage, describe, malformed, normalize
 from channels.netpolicy import NetworkPolicy, NetworkRefused
 from schema.text import line_safe
 
@@ -91,9 +96,19 @@ class AmiActionRefused(AmiError):
 class _Protocol(AMIProtocol):  # type: ignore[misc]
     def handle_message(self, message: Any) -> None:
         owner: AmiConnection | None = getattr(self.factory, "owner", None)
+        problem = malformed(message)
+        if problem is not None:
+            log.warning("AMI: skipped a malformed block (%s; headers: %s)", problem, describe(message))
+            if owner is not None:
+                owner.skipped += 1
+            return
         if owner is not None:
             owner._on_message(message)
-        super().handle_message(message)
+        try:
+            super().handle_message(message)
+        except Exception as exc:
+            # An exception here would close the transport (asyncio treats it as fatal): keep the session.
+            log.warning("AMI: panoramisk could not dispatch a block (%r; headers: %s)", exc, describe(message))
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -140,9 +155,17 @@ class AmiConnection:
         self._waiting: dict[str, asyncio.Future[AmiMessage]] = {}
         self._manager: _Manager | None = None
         self._transport: asyncio.Transport | None = None
+        self._protocol: Any = None
         self._paused = False
         self._logged_in = False
         self.lost_reason: str | None = None
+        self.skipped = 0  # malformed blocks dropped from the stream
+
+    @property
+    def ami_version(self) -> str | None:
+        """The protocol version of the banner (``Asterisk Call Manager/9.0.0`` → ``"9.0.0"``), once read."""
+        version = getattr(self._protocol, "version", None)
+        return str(version) if version else None
 
     @property
     def closed(self) -> bool:
@@ -178,6 +201,7 @@ class AmiConnection:
         if transport is None:
             raise AmiConnectError(self.unreachable) from None
         self._transport = transport
+        self._protocol = protocol
         manager = _Manager(self, host=self.host, port=self.port, loop=loop, ping_delay=3600, events="on")
         done: asyncio.Future[tuple[Any, Any]] = loop.create_future()
         done.set_result((transport, protocol))

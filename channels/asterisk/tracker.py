@@ -203,7 +203,12 @@ class CallTracker(CallBook):
         call = self._call_of(transferee) or self._call_of(first)
         if call is None or e.get("result", "").lower() != "success":
             return
-        to_agent = target.agent if target else None
+        transferers = {e.get("origtransfereruniqueid", ""), e.get("secondtransfereruniqueid", "")}
+        bridges = [b for b in (e.get("destbridgeuniqueid"), e.get("secondbridgeuniqueid")) if b]
+        to_agent, agent_uid = self._agent_reached(
+            e.get("transfertargetchannel", ""), e.get("transfertargetuniqueid"),
+            tech=self._tech(second or first), bridges=bridges, exclude=transferers,
+        )
         if to_agent is None and second is not None:
             connected = e.get("secondtransfererconnectedlinenum", "")
             to_agent = self._agents.agent_of(f"{self._tech(second)}/{connected}")
@@ -214,7 +219,7 @@ class CallTracker(CallBook):
         call.add_event("transfer", at, key, kind="attended", from_agent=from_agent, to_agent=to_agent)
         if to_agent is not None and call.answered_at is not None:
             call.agent = to_agent
-            call.agent_channel = target.uniqueid if target else None
+            call.agent_channel = agent_uid or (target.uniqueid if target else None)
 
     def _on_hold(self, e: Mapping[str, str], at: datetime) -> None:
         self._hold_event("hold", e, at)
@@ -281,13 +286,17 @@ class CallTracker(CallBook):
     # --- reconnects ----------------------------------------------------------------------------
 
     def resync(
-        self, listed: Sequence[Mapping[str, str]], *, at: datetime, lost_at: datetime | None = None
+        self, listed: Sequence[Mapping[str, str]], *, at: datetime, lost_at: datetime | None = None,
+        answered: Mapping[str, datetime] | None = None,
     ) -> list[CallSnapshot]:
         """Rebuild from a ``CoreShowChannels`` list taken after a (re)connect.
 
         Channels we knew that are not listed hung up while we were away; a call
         left with none is closed with the ``unknown`` cause and a ``reconciled``
-        event. Listed channels we did not know are rebuilt (Linkedid, bridge).
+        event, ended at ``lost_at`` (when we last heard from Asterisk). Listed
+        channels we did not know are rebuilt (Linkedid, bridge); a call found
+        answered takes its answer time from ``answered`` (Uniqueid → time, as
+        Asterisk's CDR has it) when given.
         """
         listed = [e for e in listed if e.get("uniqueid")]
         live = {e["uniqueid"] for e in listed}
@@ -322,7 +331,7 @@ class CallTracker(CallBook):
                 member = self._channels.get(uid)
                 member_call = self._call_of(member)
                 if member is not None and member_call is not None:
-                    self._check_answer(member_call, bridge, at, estimated=True)
+                    self._check_answer(member_call, bridge, at, estimated=True, answered=answered)
         return self._flush()
 
     def _close_reconciled(self, call: Call, at: datetime, lost_at: datetime | None) -> None:

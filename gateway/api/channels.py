@@ -42,6 +42,7 @@ def channel_json(ctx: AppContext, row: ChannelRow, base_url: str) -> dict[str, A
         "name": row.name,
         "config": row.config,
         "webhook_url": webhook_url(row, base_url),
+        "connection": connection_json(row),
         # Which secrets are stored (names only), so a client knows what a PATCH must supply.
         "secrets_set": sorted(ctx.channel_secrets(row)),
         "created_at": _iso(row.created_at),
@@ -51,6 +52,24 @@ def channel_json(ctx: AppContext, row: ChannelRow, base_url: str) -> dict[str, A
 
 def _iso(value: Any) -> str:
     return str(value.isoformat().replace("+00:00", "Z"))
+
+
+# What the AMI runner records in ``state.ami.status`` → the resource's ``connection.status``.
+_AMI_STATUS = {"connected": "connected", "failed": "failed", "auth_failed": "failed", "invalid_config": "failed"}
+
+
+def connection_json(row: ChannelRow) -> dict[str, Any] | None:
+    """``{"status": connected|connecting|failed, "reason"}`` as the connection's holder last recorded it.
+
+    Only AMI connections record their state so far; other channels answer null.
+    Unreachable or dropped counts as ``connecting`` (it is retried); a refused
+    login or an unsupported PBX is ``failed`` until the channel is changed.
+    """
+    if row.type != ChannelType.ASTERISK:
+        return None
+    ami = (row.state or {}).get("ami") or {}
+    status = _AMI_STATUS.get(str(ami.get("status")), "connecting")
+    return {"status": status, "reason": None if status == "connected" else ami.get("error")}
 
 
 def webhook_url(row: ChannelRow, base_url: str) -> str | None:

@@ -2,7 +2,10 @@
 
 It speaks what the gateway uses: the banner, ``Login`` (good or bad secret; a
 bad one is answered ``Authentication failed`` and the socket closed, as
-Asterisk does), ``Ping``, ``CoreShowChannels`` (answered from a channel table
+Asterisk does), ``Ping``, ``CoreSettings`` (the ``banner`` and
+``asterisk_version`` it is given, so it can pose as an Asterisk 11),
+``Getvar CDR(answer,f)`` (when a channel went up, or what a test set in
+``cdr_answer``), ``CoreShowChannels`` (answered from a channel table
 it keeps from the events it has emitted, so a reconnecting client sees the
 truth), ``Originate`` (``Async``; answered ``successfully queued`` and followed
 by the call's events and ``OriginateResponse``) and ``Logoff``. Events come
@@ -159,7 +162,7 @@ class _Session:
             self.writer.close()
 
     async def run(self) -> None:
-        self.writer.write(f"{BANNER}{EOL}".encode())
+        self.writer.write(f"{self.server.banner}{EOL}".encode())
         buffer = ""
         try:
             while True:
@@ -195,6 +198,8 @@ class _Session:
                 self.events = get(action, "Events", "on").lower() not in ("off", "no", "false")
                 self.send([("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted")])
                 self.send([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")])
+                for fields in s.after_login:
+                    self.send(fields)
                 s.changed()
                 return True
             s.failed_logins += 1
@@ -210,6 +215,23 @@ class _Session:
             if s.answer_pings:
                 self.send([("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"),
                            ("Timestamp", f"{time.time():.6f}")])
+            return True
+        if name == "coresettings":
+            ami_version = s.banner.rpartition("/")[2]
+            self.send([("Response", "Success"), ("ActionID", aid), ("AMIversion", ami_version),
+                       ("AsteriskVersion", s.asterisk_version), ("SystemName", ""), ("CoreMaxCalls", "0"),
+                       ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", "asterisk"), ("CoreRunGroup", "asterisk"),
+                       ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"),
+                       ("CoreHTTPenabled", "No")])
+            return True
+        if name == "getvar":
+            ch = next((c for c in s.channels.values() if c.get("Channel") == get(action, "Channel")), None)
+            if ch is None:
+                self.send([("Response", "Error"), ("ActionID", aid), ("Message", "No such channel")])
+                return True
+            variable = get(action, "Variable")
+            value = s.cdr_answer.get(ch["Uniqueid"], "0.000000") if variable == "CDR(answer,f)" else ""
+            self.send([("Response", "Success"), ("ActionID", aid), ("Variable", variable), ("Value", value)])
             return True
         if name == "coreshowchannels":
             s.core_show_channels += 1
@@ -249,9 +271,16 @@ class _Session:
 
 
 class FakeAmiServer:
-    def __init__(self, *, username: str = "gateway", secret: str = "s3cret") -> None:
+    def __init__(
+        self, *, username: str = "gateway", secret: str = "s3cret", banner: str = BANNER,
+        asterisk_version: str = "20.11.0", after_login: Sequence[Fields] = (),
+    ) -> None:
         self.username = username
         self.secret = secret
+        self.banner = banner
+        self.asterisk_version = asterisk_version
+        # Events written right after a successful login, before the client can ask anything.
+        self.after_login = list(after_login)
         self.port = 0
         self.sessions: set[_Session] = set()
         self.actions: list[Fields] = []
@@ -266,6 +295,8 @@ class FakeAmiServer:
         self._change = asyncio.Event()
         # Live channels by Uniqueid, as CoreShowChannel would list them.
         self.channels: dict[str, dict[str, str]] = {}
+        # Uniqueid -> CDR(answer,f) (epoch seconds): when a channel went up, as Asterisk's CDR keeps it.
+        self.cdr_answer: dict[str, str] = {}
         self._born: dict[str, float] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -367,6 +398,8 @@ class FakeAmiServer:
         if name == "Hangup":
             self.channels.pop(uid, None)
             return
+        if get(fields, "ChannelState") == "6":
+            self.cdr_answer.setdefault(uid, f"{time.time():.6f}")
         for key in ("ChannelState", "ChannelStateDesc", "Linkedid", "Context", "Exten", "CallerIDNum",
                     "CallerIDName", "ConnectedLineNum", "ConnectedLineName"):
             if get(fields, key):
