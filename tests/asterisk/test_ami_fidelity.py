@@ -13,7 +13,7 @@ import pytest
 from channels.asterisk.codec import iter_messages
 from channels.asterisk.connection import AmiConnection
 from channels.asterisk.version import REQUIRED, PbxVersion
-from gateway.api.channels import channel_json
+from gateway.api.channels import connection_json
 from gateway.asterisk_runtime import AsteriskOptions
 from inbox.accounts import create_account
 from inbox.calls import call_events_json
@@ -201,8 +201,8 @@ async def test_an_asterisk11_pbx_puts_the_channel_in_failed_and_records_no_call(
         try:
             state = await eventually(lambda: _ami_state(h, "failed"))
             assert state["error"].startswith("Asterisk 12 or later required")
-            resource = channel_json(await get_channel_any_account(pool, h.channel.id), "http://gw.test")
-            assert resource["connection"] == {"status": "failed", "reason": state["error"]}
+            connection = connection_json(await get_channel_any_account(pool, h.channel.id))
+            assert connection == {"status": "failed", "reason": state["error"]}
             assert "Asterisk 11.11.0" in state["error"] and "AMI 1.3" in state["error"]
             await old_pbx.wait_until(lambda: old_pbx.login_attempts >= 2)
             await asyncio.sleep(1.5)

@@ -23,6 +23,7 @@ from schema.enums import ChannelType
 from tests.asterisk.helpers import eventually
 from tests.asterisk.test_runner import FAST
 from tests.fakes.ami_server import FakeAmiServer
+from tests.sealed import seal
 
 ROUNDS = 20
 
@@ -31,9 +32,9 @@ async def _channel_on(pool, account_id: int, pbx: FakeAmiServer) -> int:
     config = {"host": "127.0.0.1", "port": pbx.port, "username": "gateway", "inbound_contexts": ["from-carrier"],
               "agent_pattern": r"PJSIP/1\d{3}"}
     return await pool.fetchval(
-        """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+        """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
            VALUES ($1, 'asterisk', 'PBX', $2, $3, $4) RETURNING id""",
-        account_id, config, {"secret": "s3cret"}, f"127.0.0.1:{pbx.port}:gateway",
+        account_id, config, seal({"secret": "s3cret"}), f"127.0.0.1:{pbx.port}:gateway",
     )
 
 
