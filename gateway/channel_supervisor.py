@@ -24,6 +24,7 @@ from datetime import datetime
 import asyncpg
 
 from gateway.context import AppContext
+from gateway.log_redaction import remember_secrets
 from inbox.channels import ChannelRow, list_active_channels
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class ChannelSupervisor:
             self._held[channel_id] = _Held(task, channel.updated_at)
 
     async def _run(self, channel: ChannelRow) -> None:
+        remember_secrets(channel.secrets)  # runners' libraries log requests whole
         await self.ctx.runners[channel.type](self.ctx, channel)
         self._failures.pop(channel.id, None)
 

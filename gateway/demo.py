@@ -34,7 +34,7 @@ from channels.whatsapp.verify import SIGNATURE_HEADER, sign
 from gateway.config import Settings
 from gateway.demo_ami import DemoPbx
 from gateway.embedded_pg import resolved_database
-from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async
+from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async, uvicorn_config
 from inbox.accounts import create_account
 from inbox.db import create_pool
 
@@ -204,8 +204,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
                 "telegram_api_base": f"{base}/demo/telegram",
             }))
             app.router.routes.extend(fake_provider_routes(state))
-            server = uvicorn.Server(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                                                   lifespan="on", log_level="warning"))
+            server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
             stop.server = server
             serving = asyncio.create_task(server.serve())
             while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
@@ -213,7 +212,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             if serving.done():
                 await serving
                 return
-            print(f"inbox-gateway demo is running.\n\n  Live inbox:  {base}/inbox?token={key}\n"
+            print(f"inbox-gateway demo is running.\n\n  Live inbox:  {base}/inbox#token={key}\n"
                   f"  API key:     {key}\n  Try:         curl -H 'Authorization: Bearer {key}' "
                   f"{base}/api/v1/conversations\n\nCustomers write and call every few seconds. Ctrl-C stops.",
                   flush=True)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import uvicorn
 
+from gateway import log_redaction
 from gateway.config import Settings
 from gateway.embedded_pg import resolved_database
 from gateway.http import DB_ERRORS
@@ -128,6 +129,21 @@ def _configure_logging(level: str) -> None:
     # pgserver logs every pg_ctl command line and its full output at INFO.
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("pgserver").setLevel(logging.WARNING)
+    log_redaction.install()
+
+
+def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None) -> uvicorn.Config:
+    """uvicorn's config, its loggers' handlers redacted (building a Config replaces them)."""
+    config = uvicorn.Config(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        lifespan="on",
+        log_level=log_level or settings.gateway_log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
+    log_redaction.install()
+    return config
 
 
 async def _serve(settings: Settings, stop: _StopSignals) -> None:
@@ -142,15 +158,7 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
         if stop.requested:
             return
         app = create_app(settings.model_copy(update={"database_url": dsn}))
-        config = uvicorn.Config(
-            app,
-            host=settings.gateway_host,
-            port=settings.gateway_port,
-            lifespan="on",
-            log_level=settings.gateway_log_level.lower(),
-            timeout_graceful_shutdown=10,
-        )
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn_config(app, settings))
         stop.server = server
         await server.serve()
 

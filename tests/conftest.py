@@ -8,9 +8,28 @@ import asyncpg
 import pytest
 
 from inbox.db import create_pool
-from tests import pg
+from tests import log_leaks, pg
 from tests.redis_server import shared_redis_url
 from tests.tcp_proxy import TcpProxy
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    log_leaks.start_session()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any collected log line holds a secret a test used (tests/log_leaks.py)."""
+    leaks = log_leaks.finish_session()
+    if not leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"secrets in logs: {len(leaks)} occurrence(s), logs kept in {log_leaks.SESSION.dir}",
+             *(str(leak) for leak in leaks[:50])]
+    if reporter is not None:
+        reporter.write_sep("=", "secrets in logs", red=True)
+        for line in lines:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

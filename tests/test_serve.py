@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from inbox.accounts import authenticate
+from tests import log_leaks
 from tests.cli_helpers import REPO, cli_command, cli_env, run_cli
 from tests.redis_server import free_port
 
@@ -62,7 +63,8 @@ async def _wait_healthy(url: str, proc: asyncio.subprocess.Process, seconds: flo
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
 async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops_it_on_a_signal(data_dir, sig):
     port = free_port()
-    settings = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning"}
+    settings = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port),
+                "GATEWAY_LOG_LEVEL": log_leaks.SERVER_LOG_LEVEL}
     proc = await asyncio.create_subprocess_exec(
         *cli_command("serve"), env=cli_env(**settings), cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -86,6 +88,7 @@ async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops
 
         proc.send_signal(sig)
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        log_leaks.collect("stderr of serve (embedded postgres)", stderr.decode(errors="replace"))
     finally:
         if proc.returncode is None:
             proc.kill()
