@@ -20,8 +20,9 @@ Error frame codes: ``malformed_frame`` (not a JSON object, binary, too
 large), ``unknown_type``, ``invalid_frame`` (fields), ``invalid_topic``,
 ``not_found``, ``too_many_topics``, ``already_streaming``.
 
-Close codes: 4401 bad or missing API key; 4008 send queue overflowed (resume
-with ``after``); 1013 the database is unreachable (retry later); 1011 an
+Close codes: 4401 bad or missing API key, or the key was revoked
+(``gateway.key_revocation``); 4008 send queue overflowed (resume with
+``after``); 1013 the database is unreachable (retry later); 1011 an
 unexpected server error.
 """
 
@@ -37,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from gateway.context import AppContext
+from gateway.key_revocation import key_sockets
 from gateway.ws_hub import DB_ERRORS, WS_CONNECTIONS, Subscriber, WsHub
 from inbox.accounts import authenticate
 from schema.ws import (
@@ -100,7 +102,14 @@ async def serve_socket(websocket: WebSocket, send: Send) -> None:
         await _close(websocket, CLOSE_UNAUTHORIZED, "invalid or missing API key")
         return
     session = WsSession(hub, websocket, send, principal.account_id, ctx.settings.gateway_ws_queue_size)
-    await session.run()
+    with key_sockets(ctx).tracking(principal.key_id, session.sub):
+        await session.run()
+
+
+def _drop_reason(code: int) -> str:
+    if code == CLOSE_UNAUTHORIZED:
+        return "API key revoked"
+    return "send queue overflowed: resume with after"
 
 
 async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
@@ -128,7 +137,8 @@ class WsSession:
             waiters: set[asyncio.Future[Any]] = {reader, writer, self.sub.dropped}
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if self.sub.dropped in done:
-                code, reason = self.sub.dropped.result(), "send queue overflowed: resume with after"
+                code = self.sub.dropped.result()
+                reason = _drop_reason(code)
             elif reader in done and (exc := reader.exception()) is not None:
                 if isinstance(exc, DB_ERRORS):
                     code, reason = CLOSE_TRY_AGAIN_LATER, "database unavailable"
