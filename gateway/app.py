@@ -17,6 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from gateway import api as rest_api
 from gateway import (
@@ -40,6 +41,7 @@ from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavail
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
+from gateway.security_headers import SecurityHeaders
 from gateway.webhooks import telegram as telegram_webhooks
 from gateway.webhooks import whatsapp as whatsapp_webhooks
 from inbox.db import create_pool
@@ -66,6 +68,13 @@ def _make_broker(settings: Settings) -> Broker:
     if settings.redis_url:
         return RedisBroker(settings.redis_url, prefix=settings.gateway_redis_prefix)
     return InProcessBroker()
+
+
+class GatewayApp(Starlette):
+    """Starlette with ``SecurityHeaders`` outermost, so even its 500 responses carry them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: Settings, **overrides: Any) -> Starlette:
@@ -98,4 +107,4 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     exception_handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: http_exception_handler}
     for exc_type in DB_UNAVAILABLE:
         exception_handlers[exc_type] = db_unavailable_handler
-    return Starlette(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers)
+    return GatewayApp(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers)

@@ -43,6 +43,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Telegram bot tokens: "<bot id>:<35 characters>", also inside /bot<token>/ paths.
     (re.compile(r"(?<![A-Za-z0-9_\-])\d{3,}:[A-Za-z0-9_\-]{20,}"), REDACTED),
     (re.compile(r"(/bot)[^/\s?#'\"]+(?=/)"), r"\1" + REDACTED),
+    # The browser's WebSocket key (gateway.ws: Sec-WebSocket-Protocol "inbox-gateway.bearer.<key>").
+    (re.compile(r"(inbox-gateway\.bearer\.)[^\s,'\"]+"), r"\1" + REDACTED),
     # Credentials after an auth scheme.
     (re.compile(r"\b(Bearer|Basic)\s+[^\s'\",;]+", re.IGNORECASE), r"\1 " + REDACTED),
     # user:password@ in URLs (DATABASE_URL, REDIS_URL).

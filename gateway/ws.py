@@ -20,6 +20,9 @@ Error frame codes: ``malformed_frame`` (not a JSON object, binary, too
 large), ``unknown_type``, ``invalid_frame`` (fields), ``invalid_topic``,
 ``not_found``, ``too_many_topics``, ``already_streaming``.
 
+Auth: ``?token=``, ``Authorization: Bearer``, or (browsers) the subprotocols
+``inbox-gateway.v1`` and ``inbox-gateway.bearer.<key>`` offered together.
+
 Close codes: 4401 bad or missing API key, or the key was revoked
 (``gateway.key_revocation``); 4008 send queue overflowed (resume with
 ``after``); 1013 the database is unreachable (retry later); 1011 an
@@ -70,13 +73,30 @@ CLOSE_GRACE = 10.0
 MAX_CLIENT_FRAME = 64 * 1024
 
 
+# Browsers cannot set headers on a WebSocket: they offer these two subprotocols,
+# the second carrying the key; the server selects the first, so the key is never echoed.
+WS_PROTOCOL = "inbox-gateway.v1"
+WS_KEY_PROTOCOL_PREFIX = "inbox-gateway.bearer."
+
+
 def _token(websocket: WebSocket) -> str | None:
     if token := websocket.query_params.get("token"):
         return token
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
+    return _protocol_token(websocket)
+
+
+def _protocol_token(websocket: WebSocket) -> str | None:
+    for offered in websocket.scope.get("subprotocols", []):
+        if offered.startswith(WS_KEY_PROTOCOL_PREFIX) and len(offered) > len(WS_KEY_PROTOCOL_PREFIX):
+            return str(offered[len(WS_KEY_PROTOCOL_PREFIX):])
     return None
+
+
+def _selected_protocol(websocket: WebSocket) -> str | None:
+    return WS_PROTOCOL if WS_PROTOCOL in websocket.scope.get("subprotocols", []) else None
 
 
 class WsEndpoint:
@@ -91,7 +111,7 @@ class WsEndpoint:
 async def serve_socket(websocket: WebSocket, send: Send) -> None:
     ctx: AppContext = websocket.app.state.ctx
     hub: WsHub = ctx.extras["ws_hub"]
-    await websocket.accept()
+    await websocket.accept(subprotocol=_selected_protocol(websocket))
     token = _token(websocket)
     try:
         principal = await authenticate(ctx.pool, token) if token else None
