@@ -125,6 +125,7 @@ function connect() {
 
 keyFromLink();
 $("key").value = key;
+window.addEventListener("hashchange", () => { keyFromLink(); $("key").value = key; });
 $("connect").addEventListener("click", connect);
 $("reply").addEventListener("submit", async (e) => {
   e.preventDefault();
