@@ -41,8 +41,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Our API keys (inbox.accounts: "igw_" + token_urlsafe(32)); the 10-char display prefix stays.
     (re.compile(r"igw_[A-Za-z0-9_\-]{16,}"), "igw_" + REDACTED),
     # Telegram bot tokens: "<bot id>:<35 characters>", also inside /bot<token>/ paths.
-    (re.compile(r"(?<![A-Za-z0-9_\-])\d{3,}:[A-Za-z0-9_\-]{20,}"), REDACTED),
-    (re.compile(r"(/bot)[^/\s?#'\"]+(?=/)"), r"\1" + REDACTED),
+    (re.compile(r"(?<![0-9])\d{3,}:[A-Za-z0-9_\-]{20,}"), REDACTED),
+    # Whatever stands in the token's place of a Bot API URL, even a token of the wrong shape.
+    (re.compile(r"(/bot)(?!\[redacted\])[^/\s?#'\"]+(?=[/\s'\"]|$)"), r"\1" + REDACTED),
     # The browser's WebSocket key (gateway.ws: Sec-WebSocket-Protocol "inbox-gateway.bearer.<key>").
     (re.compile(r"(inbox-gateway\.bearer\.)[^\s,'\"]+"), r"\1" + REDACTED),
     # Credentials after an auth scheme.

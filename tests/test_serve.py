@@ -87,8 +87,8 @@ async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops
             await conn.close()
 
         proc.send_signal(sig)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-        log_leaks.collect("stderr of serve (embedded postgres)", stderr.decode(errors="replace"))
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        log_leaks.collect("output of serve (embedded postgres)", (stdout + stderr).decode(errors="replace"))
     finally:
         if proc.returncode is None:
             proc.kill()

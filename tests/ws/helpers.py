@@ -239,7 +239,8 @@ async def gateway_process(db_url: str, **env: str) -> AsyncIterator[GatewayProce
     log_path = log_leaks.server_log("gateway-process")
     with log_path.open("ab") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", cwd=REPO, env=full_env, stderr=log_file
+            # stdout too: uvicorn's access log goes there.
+            sys.executable, "-m", "gateway", "serve", cwd=REPO, env=full_env, stdout=log_file, stderr=log_file
         )
     gateway = GatewayProcess(proc, port, log_path)
     try:
