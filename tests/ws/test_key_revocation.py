@@ -7,9 +7,11 @@ import contextlib
 import json
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from gateway.redis_broker import RedisBroker
 from tests.server import run_server
 from tests.ws.helpers import WsClient, gateway_process, make_account, wait_ready, write_events, ws_connect
 
@@ -72,16 +74,14 @@ async def test_a_key_revoked_straight_in_the_database_is_found_by_the_periodic_c
 
 
 @pytest.mark.timeout(180)
-async def test_a_key_revoked_on_one_process_closes_its_sockets_on_another_process(db_url, redis_url, redis_prefix):
-    async with (
-        run_server(db_url, redis_url=redis_url, gateway_redis_prefix=redis_prefix) as a,
-        gateway_process(
-            db_url, REDIS_URL=redis_url, GATEWAY_REDIS_PREFIX=redis_prefix, GATEWAY_WS_CHECK_INTERVAL=NO_PERIODIC_CHECK
-        ) as b,
-    ):
+async def test_a_key_revoked_through_one_process_closes_its_sockets_on_both(db_url, pool, redis_url, redis_prefix):
+    env = {"REDIS_URL": redis_url, "GATEWAY_REDIS_PREFIX": redis_prefix, "GATEWAY_WS_CHECK_INTERVAL": NO_PERIODIC_CHECK}
+    writer = RedisBroker(redis_url, prefix=redis_prefix)  # a third process that posts events
+    async with gateway_process(db_url, **env) as a, gateway_process(db_url, **env) as b:
+        await wait_ready(a.url, 200)
         await wait_ready(b.url, 200)
-        account_id, admin_key = await make_account(a.ctx.pool)
-        async with a.client(admin_key) as http:
+        account_id, admin_key = await make_account(pool)
+        async with httpx.AsyncClient(base_url=a.url, headers={"Authorization": f"Bearer {admin_key}"}) as http:
             key_id, agent_key = await _agent_key(http)
             async with contextlib.AsyncExitStack() as stack:
                 on_a = await stack.enter_async_context(ws_connect(a.ws_url, agent_key))
@@ -89,14 +89,15 @@ async def test_a_key_revoked_on_one_process_closes_its_sockets_on_another_proces
                 kept_b = await stack.enter_async_context(ws_connect(b.ws_url, admin_key))
                 for client in (on_a, on_b, kept_b):
                     await client.subscribe(["account"])
-                await write_events(a.ctx.pool, account_id, 1, broker=a.ctx.broker)
+                await write_events(pool, account_id, 1, broker=writer)
                 for client in (on_a, on_b):
                     assert [f["seq"] for f in await client.events_until(1)] == [1]
 
                 assert (await http.delete(f"/api/v1/keys/{key_id}")).status_code == 204
-                await write_events(a.ctx.pool, account_id, 3, broker=a.ctx.broker)
+                await write_events(pool, account_id, 3, broker=writer)
 
                 for client in (on_a, on_b):
                     frames, code = await _frames_until_closed(client)
                     assert (frames, code) == ([], 4401)
                 assert [f["seq"] for f in await kept_b.events_until(4)] == [1, 2, 3, 4]
+    await writer.close()
