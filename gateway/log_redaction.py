@@ -174,3 +174,6 @@ def install() -> None:
     for logger in loggers:
         for handler in list(logger.handlers):
             _add_filter(handler)
+    # What prints warnings when nothing configured logging (CLI verbs other than serve/demo).
+    if logging.lastResort is not None:
+        _add_filter(logging.lastResort)
