@@ -60,8 +60,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 # Values shorter than this are not remembered: redacting every "1234" would
-# garble logs without protecting anything worth the name.
-MIN_REMEMBERED = 6
+# garble logs without protecting anything worth the name, and secrets are
+# tenant-chosen, so a short one could blank out ordinary words of the
+# operator's logs (real tokens and app secrets are far longer).
+MIN_REMEMBERED = 8
 
 _known: set[str] = set()
 _known_pattern: re.Pattern[str] | None = None
