@@ -21,9 +21,19 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from gateway import api as rest_api
-from gateway import asterisk_runtime, health, inbox_page, outbound_worker, telegram_runtime, ws, ws_hub
+from gateway import (
+    asterisk_runtime,
+    health,
+    inbox_page,
+    key_revocation,
+    outbound_worker,
+    telegram_runtime,
+    ws,
+    ws_hub,
+)
 from gateway.api import calls as calls_api
 from gateway.api import media as media_api
 from gateway.api._common import http_exception_handler
@@ -38,6 +48,7 @@ from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
 from gateway.secret_box import SecretsUnreadable, box_for
 from gateway.secret_rotation import seal_at_start
+from gateway.security_headers import SecurityHeaders
 from gateway.shutdown import stop_workers
 from gateway.webhooks import telegram as telegram_webhooks
 from gateway.webhooks import whatsapp as whatsapp_webhooks
@@ -58,7 +69,7 @@ def _routes() -> list[BaseRoute]:
 
 def _installers() -> list[Installer]:
     return [whatsapp_webhooks.install, telegram_runtime.install, asterisk_runtime.install, install_media_worker,
-            outbound_worker.install, ws_hub.install, install_retention_worker]
+            outbound_worker.install, ws_hub.install, key_revocation.install, install_retention_worker]
 
 
 def _make_broker(settings: Settings) -> Broker:
@@ -71,6 +82,13 @@ async def _secrets_unreadable(request: Request, exc: Exception) -> Response:
     # The operator's key does not open this channel's secrets: not the caller's fault, and not a 500.
     return error_response(503, "channel_secrets_unreadable", "this channel's secrets cannot be decrypted; "
                           "the operator must check GATEWAY_SECRET_KEY")
+
+
+class GatewayApp(Starlette):
+    """Starlette with ``SecurityHeaders`` outermost, so even its 500 responses carry them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: Settings, **overrides: Any) -> Starlette:
@@ -112,5 +130,5 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     for exc_type in DB_UNAVAILABLE:
         exception_handlers[exc_type] = db_unavailable_handler
     exception_handlers[SecretsUnreadable] = _secrets_unreadable
-    return Starlette(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers,
-                     middleware=[Middleware(RequestIdMiddleware)])
+    return GatewayApp(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers,
+                      middleware=[Middleware(RequestIdMiddleware)])

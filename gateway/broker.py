@@ -22,6 +22,16 @@ Listener = Callable[[EventRecord], Awaitable[None] | None]
 # Called when a broker (re)connects: whatever was published meanwhile is lost,
 # listeners catch up from the log.
 ReconnectListener = Callable[[], None]
+# Called with the ids of API keys revoked anywhere (gateway.key_revocation closes their sockets).
+RevocationListener = Callable[[Sequence[int]], None]
+
+
+def deliver_revocation(listeners: Sequence[RevocationListener], key_ids: Sequence[int]) -> None:
+    for listener in listeners:
+        try:
+            listener(key_ids)
+        except Exception:
+            log.exception("revocation listener %r failed", listener)
 
 
 @runtime_checkable
@@ -50,6 +60,7 @@ class InProcessBroker:
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._revocation_listeners: list[RevocationListener] = []
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -62,3 +73,9 @@ class InProcessBroker:
 
     async def publish(self, events: Sequence[EventRecord]) -> None:
         await deliver(self._listeners, events)
+
+    def add_revocation_listener(self, listener: RevocationListener) -> None:
+        self._revocation_listeners.append(listener)
+
+    async def publish_revocation(self, key_ids: Sequence[int]) -> None:
+        deliver_revocation(self._revocation_listeners, key_ids)

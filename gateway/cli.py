@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from gateway import log_redaction
 from gateway.config import Settings, SettingsError, load_settings
 from gateway.embedded_pg import EmbeddedPostgresError, resolved_database
 from gateway.secret_box import SecretKeyError, SecretsUnreadable
@@ -297,6 +298,7 @@ def _dispatch(args: argparse.Namespace) -> Callable[[Settings, argparse.Namespac
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 with usage on bad arguments
+    log_redaction.install()
     try:
         settings = load_settings()
         if args.verb in _NEEDS_SECRET_KEY and getattr(args, "secrets_verb", None) != "generate-key":

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from gateway.config import Settings
+from gateway.log_redaction import remember_secrets
 from gateway.secret_box import SecretBox, box_for
 from gateway.supervise import TaskGroup
 from schema.enums import ChannelType
@@ -64,4 +65,7 @@ class AppContext:
 
     def channel_secrets(self, channel: ChannelRow) -> dict[str, Any]:
         """A channel's secrets in clear, for the provider call about to use them; never store or log them."""
-        return self.secret_box.open(channel.sealed_secrets)
+        secrets = self.secret_box.open(channel.sealed_secrets)
+        # Libraries log provider requests whole (URLs with tokens): what is opened is redacted.
+        remember_secrets(secrets)
+        return secrets

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -34,7 +33,7 @@ from gateway.config import Settings
 from gateway.demo_ami import DemoPbx
 from gateway.embedded_pg import resolved_database
 from gateway.secret_box import SecretBox, box_for
-from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async, seal_secrets
+from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async, seal_secrets, uvicorn_config
 from gateway.shutdown import GracefulServer
 from gateway.supervise import stop_tasks
 from inbox.accounts import create_account
@@ -208,9 +207,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
                 "telegram_api_base": f"{base}/demo/telegram",
             }))
             app.router.routes.extend(fake_provider_routes(state))
-            server = GracefulServer(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                                                   lifespan="on", log_level="warning",
-                                                   log_config=None))
+            server = GracefulServer(uvicorn_config(app, settings, log_level="warning"))
             stop.server = server
             serving = asyncio.create_task(server.serve())
             while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
@@ -218,7 +215,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             if serving.done():
                 await serving
                 return
-            print(f"inbox-gateway demo is running.\n\n  Live inbox:  {base}/inbox?token={key}\n"
+            print(f"inbox-gateway demo is running.\n\n  Live inbox:  {base}/inbox#token={key}\n"
                   f"  API key:     {key}\n  Try:         curl -H 'Authorization: Bearer {key}' "
                   f"{base}/api/v1/conversations\n\nCustomers write and call every few seconds. Ctrl-C stops.",
                   flush=True)

@@ -40,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.backoff import ReconnectBackoff
-from gateway.broker import Listener, ReconnectListener, deliver
+from gateway.broker import Listener, ReconnectListener, RevocationListener, deliver, deliver_revocation
 from gateway.supervise import TaskGroup
 from inbox.eventlog import EventRecord
 
@@ -81,6 +81,7 @@ class RedisBroker:
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self._listeners: list[Listener] = []
         self._reconnect_listeners: list[ReconnectListener] = []
+        self._revocation_listeners: list[RevocationListener] = []
         # One retry covers a pooled connection left stale by a Redis restart.
         self._publisher = _client(url, socket_timeout=2, retry=Retry(NoBackoff(), 1))
         self._started = False
@@ -121,6 +122,20 @@ class RedisBroker:
             self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE
         else:
             self._publish_failed = False
+
+    # -- key revocations (same channel: ordered with the events published after them) --
+
+    def add_revocation_listener(self, listener: RevocationListener) -> None:
+        self._revocation_listeners.append(listener)
+
+    async def publish_revocation(self, key_ids: Sequence[int]) -> None:
+        """Tell every node; a lost message is caught by the nodes' periodic check of revoked keys."""
+        deliver_revocation(self._revocation_listeners, key_ids)
+        payload = json.dumps({"node": self.node_id, "revoked_keys": [int(k) for k in key_ids]})
+        try:
+            await self._publisher.publish(self.channel, payload)
+        except (RedisError, OSError) as exc:
+            log.warning("redis broker: publishing a key revocation failed (%s); nodes find it in the database", exc)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -189,6 +204,9 @@ class RedisBroker:
         try:
             body = json.loads(data)
             if body.get("node") == self.node_id:
+                return
+            if "revoked_keys" in body:
+                deliver_revocation(self._revocation_listeners, [int(k) for k in body["revoked_keys"]])
                 return
             events = [record_from_json(item) for item in body["events"]]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

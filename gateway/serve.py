@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import uvicorn
 
+from gateway import log_redaction
 from gateway.config import Settings
 from gateway.embedded_pg import resolved_database
 from gateway.http import DB_ERRORS
@@ -136,6 +137,23 @@ class _StopSignals:
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
     configure_logging(level, fmt)
+    log_redaction.install()
+
+
+def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None) -> uvicorn.Config:
+    """uvicorn's config. Its loggers keep no handlers of their own (``log_config=None``): their lines
+    go through the root handler, with its format (gateway.logs) and redaction (gateway.log_redaction)."""
+    config = uvicorn.Config(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        lifespan="on",
+        log_level=log_level or settings.gateway_log_level.lower(),
+        log_config=None,
+        timeout_graceful_shutdown=settings.gateway_shutdown_timeout,  # type: ignore[arg-type]
+    )
+    log_redaction.install()
+    return config
 
 
 async def _serve(settings: Settings, stop: _StopSignals) -> None:
@@ -151,16 +169,7 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
         if stop.requested:
             return
         app = create_app(settings.model_copy(update={"database_url": dsn}))
-        config = uvicorn.Config(
-            app,
-            host=settings.gateway_host,
-            port=settings.gateway_port,
-            lifespan="on",
-            log_level=settings.gateway_log_level.lower(),
-            log_config=None,  # uvicorn's lines go through our root handler (gateway.logs)
-            timeout_graceful_shutdown=settings.gateway_shutdown_timeout,  # type: ignore[arg-type]
-        )
-        server = GracefulServer(config)
+        server = GracefulServer(uvicorn_config(app, settings))
         stop.server = server
         await server.serve()
 

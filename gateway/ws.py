@@ -20,8 +20,12 @@ Error frame codes: ``malformed_frame`` (not a JSON object, binary, too
 large), ``unknown_type``, ``invalid_frame`` (fields), ``invalid_topic``,
 ``not_found``, ``too_many_topics``, ``already_streaming``.
 
-Close codes: 4401 bad or missing API key; 4008 send queue overflowed (resume
-with ``after``); 1013 the database is unreachable (retry later); 1001 the
+Auth: ``?token=``, ``Authorization: Bearer``, or (browsers) the subprotocols
+``inbox-gateway.v1`` and ``inbox-gateway.bearer.<key>`` offered together.
+
+Close codes: 4401 bad or missing API key, or the key was revoked
+(``gateway.key_revocation``); 4008 send queue overflowed (resume with
+``after``); 1013 the database is unreachable (retry later); 1001 the
 process is shutting down (reconnect, through the load balancer, with
 ``after``); 1011 an unexpected server error.
 """
@@ -38,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from gateway.context import AppContext
+from gateway.key_revocation import key_sockets
 from gateway.ws_hub import DB_ERRORS, WS_CONNECTIONS, Subscriber, WsHub
 from inbox.accounts import authenticate
 from schema.ws import (
@@ -69,13 +74,30 @@ CLOSE_GRACE = 10.0
 MAX_CLIENT_FRAME = 64 * 1024
 
 
+# Browsers cannot set headers on a WebSocket: they offer these two subprotocols,
+# the second carrying the key; the server selects the first, so the key is never echoed.
+WS_PROTOCOL = "inbox-gateway.v1"
+WS_KEY_PROTOCOL_PREFIX = "inbox-gateway.bearer."
+
+
 def _token(websocket: WebSocket) -> str | None:
     if token := websocket.query_params.get("token"):
         return token
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
+    return _protocol_token(websocket)
+
+
+def _protocol_token(websocket: WebSocket) -> str | None:
+    for offered in websocket.scope.get("subprotocols", []):
+        if offered.startswith(WS_KEY_PROTOCOL_PREFIX) and len(offered) > len(WS_KEY_PROTOCOL_PREFIX):
+            return str(offered[len(WS_KEY_PROTOCOL_PREFIX):])
     return None
+
+
+def _selected_protocol(websocket: WebSocket) -> str | None:
+    return WS_PROTOCOL if WS_PROTOCOL in websocket.scope.get("subprotocols", []) else None
 
 
 class WsEndpoint:
@@ -90,7 +112,7 @@ class WsEndpoint:
 async def serve_socket(websocket: WebSocket, send: Send) -> None:
     ctx: AppContext = websocket.app.state.ctx
     hub: WsHub = ctx.extras["ws_hub"]
-    await websocket.accept()
+    await websocket.accept(subprotocol=_selected_protocol(websocket))
     token = _token(websocket)
     try:
         principal = await authenticate(ctx.pool, token) if token else None
@@ -104,7 +126,8 @@ async def serve_socket(websocket: WebSocket, send: Send) -> None:
     sessions: set[WsSession] = ctx.extras.setdefault("ws_sessions", set())
     sessions.add(session)
     try:
-        await session.run()
+        with key_sockets(ctx).tracking(principal.key_id, session.sub):
+            await session.run()
     finally:
         sessions.discard(session)
         if not session.finished.done():
@@ -123,6 +146,12 @@ async def close_all_sockets(ctx: AppContext, code: int, reason: str, *, within: 
     if asked:
         await asyncio.wait([s.finished for s in asked], timeout=within)
     return len(asked)
+
+
+def _drop_reason(code: int) -> str:
+    if code == CLOSE_UNAUTHORIZED:
+        return "API key revoked"
+    return "send queue overflowed: resume with after"
 
 
 async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
@@ -159,7 +188,8 @@ class WsSession:
             if self.closing in done:
                 code, reason = self.closing.result()
             elif self.sub.dropped in done:
-                code, reason = self.sub.dropped.result(), "send queue overflowed: resume with after"
+                code = self.sub.dropped.result()
+                reason = _drop_reason(code)
             elif reader in done and (exc := reader.exception()) is not None:
                 if isinstance(exc, DB_ERRORS):
                     code, reason = CLOSE_TRY_AGAIN_LATER, "database unavailable"

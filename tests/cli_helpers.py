@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import log_leaks
 from tests.sealed import TEST_SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,4 +48,5 @@ async def run_cli(*args: str, **settings: str) -> Completed:
     async with asyncio.timeout(90):
         out, err = await proc.communicate()
     assert proc.returncode is not None
+    log_leaks.collect(f"stderr of inbox-gateway {' '.join(args)}", err.decode(errors="replace"))
     return Completed(proc.returncode, out.decode(), err.decode())

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from inbox.db import create_pool
-from tests import pg
+from tests import log_leaks, pg
 from tests.redis_server import shared_redis_url
 from tests.sealed import TEST_SECRET_KEY
 from tests.tcp_proxy import TcpProxy
@@ -17,6 +17,25 @@ from tests.tcp_proxy import TcpProxy
 # In-process apps (load_settings) and every gateway subprocess inheriting the environment
 # need a key once DATABASE_URL is set; one fixed key lets tests seal rows they insert.
 os.environ.setdefault("GATEWAY_SECRET_KEY", TEST_SECRET_KEY)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    log_leaks.start_session()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any collected log line holds a secret a test used (tests/log_leaks.py)."""
+    leaks = log_leaks.finish_session()
+    if not leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"secrets in logs: {len(leaks)} occurrence(s), logs kept in {log_leaks.SESSION.dir}",
+             *(str(leak) for leak in leaks[:50])]
+    if reporter is not None:
+        reporter.write_sep("=", "secrets in logs", red=True)
+        for line in lines:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

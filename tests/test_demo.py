@@ -10,15 +10,18 @@ import sys
 
 import httpx
 
+from tests import log_leaks
 from tests.redis_server import free_port
 
 
 async def test_the_demo_prints_a_key_and_fills_the_inbox_through_the_real_webhooks_and_ami(db_url):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "GATEWAY_PORT": str(port)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "demo", "--interval", "0.3",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    env = {**os.environ, "DATABASE_URL": db_url, "GATEWAY_PORT": str(port),
+           "GATEWAY_LOG_LEVEL": log_leaks.SERVER_LOG_LEVEL}
+    with log_leaks.server_log("demo").open("ab") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "demo", "--interval", "0.3",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=log_file)
     try:
         assert proc.stdout is not None
         key = None

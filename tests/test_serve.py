@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from inbox.accounts import authenticate
+from tests import log_leaks
 from tests.cli_helpers import REPO, cli_command, cli_env, run_cli
 from tests.redis_server import free_port
 
@@ -64,8 +65,8 @@ async def _wait_healthy(url: str, proc: asyncio.subprocess.Process, seconds: flo
 async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops_it_on_a_signal(data_dir, sig):
     port = free_port()
     # No key either, as after `make run`: one is generated into the data dir.
-    settings = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning",
-                "GATEWAY_SECRET_KEY": ""}
+    settings = {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_PORT": str(port),
+                "GATEWAY_LOG_LEVEL": log_leaks.SERVER_LOG_LEVEL, "GATEWAY_SECRET_KEY": ""}
     proc = await asyncio.create_subprocess_exec(
         *cli_command("serve"), env=cli_env(**settings), cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -89,7 +90,8 @@ async def test_serve_without_database_url_runs_on_an_embedded_postgres_and_stops
             await conn.close()
 
         proc.send_signal(sig)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        log_leaks.collect("output of serve (embedded postgres)", (stdout + stderr).decode(errors="replace"))
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -13,5 +13,7 @@ async def test_the_inbox_page_is_served_and_speaks_the_public_api(db_url):
     async with run_server(db_url) as srv, srv.client() as http:
         page = await http.get("/inbox")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        assert "/ws?token=" in page.text and "/api/v1/conversations" in page.text
+        assert '<script type="module" src="/static/inbox.js">' in page.text
+        script = (await http.get("/static/inbox.js")).text
+        assert "/ws`" in script and "/api/v1/conversations" in script
         assert (await http.get("/", follow_redirects=False)).headers["location"] == "/inbox"

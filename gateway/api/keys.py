@@ -22,6 +22,7 @@ from gateway.api._common import (
     path_id,
 )
 from gateway.http import ApiError, ctx_of
+from gateway.key_revocation import publish_revocation
 from inbox.accounts import create_api_key, hash_key
 from inbox.jsonfmt import iso
 from schema.api import ApiKeyCreate
@@ -80,6 +81,8 @@ async def revoke_key(request: Request) -> Response:
         if row["role"] == "admin" and admins <= 1:
             raise ApiError(409, "last_admin_key", "this is the account's last admin key; create another first")
         await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id)
+    # Before the 204: once the client hears the key is revoked, its sockets are gone (gateway.key_revocation).
+    await publish_revocation(ctx_of(request), [key_id])
     return Response(status_code=204)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import log_leaks
 from tests.cli_helpers import REPO, cli_command, cli_env
 from tests.fakes.bot_api import FakeBotApi, wait_until
 from tests.redis_server import free_port
@@ -34,7 +35,7 @@ async def gateway_process(db_url: str, fake: FakeBotApi, log: Path) -> AsyncIter
         proc = await asyncio.create_subprocess_exec(
             *cli_command("serve"),
             env=cli_env(DATABASE_URL=db_url, TELEGRAM_API_BASE=fake.url, GATEWAY_PORT=str(free_port()),
-                        GATEWAY_LEASE_INTERVAL="0.2", GATEWAY_LOG_LEVEL="warning"),
+                        GATEWAY_LEASE_INTERVAL="0.2", GATEWAY_LOG_LEVEL=log_leaks.SERVER_LOG_LEVEL),
             cwd=REPO, stdout=out, stderr=out,
         )
     try:
@@ -49,13 +50,13 @@ async def _stored(pool) -> int:
     return await count(pool, "SELECT count(*) FROM inbound_events")
 
 
-async def test_a_poller_killed_mid_stream_and_restarted_stores_every_update_exactly_once(db_url, pool, fake, tmp_path):
+async def test_a_poller_killed_mid_stream_and_restarted_stores_every_update_exactly_once(db_url, pool, fake):
     bot = fake.bots[TOKEN]
     bot.batch_limit = 3
     bot.poll_delay = 0.05  # a stream slow enough to be cut in the middle
     channel = await make_telegram_channel(pool, mode="polling")
     ids = [bot.push(text_update(900 + n, 10_000 + n % 7, 500 + n)) for n in range(N_UPDATES)]
-    log = tmp_path / "gateway.log"
+    log = log_leaks.server_log("telegram-poller")
 
     async with gateway_process(db_url, fake, log) as first:
         await wait_until(lambda: _at_least(pool, 10), limit=60)

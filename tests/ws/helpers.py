@@ -29,6 +29,7 @@ from inbox.channels import ChannelRow, get_channel_any_account
 from inbox.eventlog import EventRecord, PendingEvent, append
 from schema.enums import EventName, MessageType
 from schema.events import ContactRef, InboundMessage
+from tests import log_leaks
 from tests.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,6 +209,7 @@ class GatewayProcess:
 
     proc: asyncio.subprocess.Process
     port: int
+    log_path: Path
 
     @property
     def url(self) -> str:
@@ -231,11 +233,16 @@ async def gateway_process(db_url: str, **env: str) -> AsyncIterator[GatewayProce
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "GATEWAY_WORKERS": "false",
-        "GATEWAY_LOG_LEVEL": "warning",
+        "GATEWAY_LOG_LEVEL": log_leaks.SERVER_LOG_LEVEL,
         **env,
     }
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "serve", cwd=REPO, env=full_env)
-    gateway = GatewayProcess(proc, port)
+    log_path = log_leaks.server_log("gateway-process")
+    with log_path.open("ab") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            # stdout too: uvicorn's access log goes there.
+            sys.executable, "-m", "gateway", "serve", cwd=REPO, env=full_env, stdout=log_file, stderr=log_file
+        )
+    gateway = GatewayProcess(proc, port, log_path)
     try:
         async with httpx.AsyncClient(timeout=2) as http:
             for _ in range(300):
