@@ -27,7 +27,6 @@ anything unusable raises :class:`ParseError`, never another exception.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -36,6 +35,7 @@ from pydantic import ValidationError
 from telegram import Chat, Message, Update
 
 from channels.telegram._content import date_field, full_name, int_field, message_content, opt_int, opt_str
+from schema import strict_json
 from schema.enums import MessageType
 from schema.events import (
     ContactRef,
@@ -74,9 +74,9 @@ def update_id_of(data: Any) -> int | None:
 def parse_body(body: str | bytes, *, received_at: datetime | None = None) -> ParsedPayload:
     """A raw webhook body or stored payload → events (``channels.base.PayloadParser``)."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ParseError(f"not JSON: {exc}") from exc
+        data = strict_json.loads(body)
+    except strict_json.JsonRejected as exc:
+        raise ParseError(f"not JSON: {exc}") from None
     return parse_update(data, received_at=received_at)
 
 
@@ -87,6 +87,9 @@ def parse_update(data: Any, *, received_at: datetime | None = None) -> ParsedPay
     update_id = update_id_of(data)
     if update_id is None:
         raise ParseError("update_id is missing or not an integer")
+    # PostgreSQL text cannot hold these: a dead letter rather than a failed insert.
+    if (problem := strict_json.unstorable(data)) is not None:
+        raise ParseError(f"update {update_id}: {problem}")
     update = _decode(data)
     now = received_at or datetime.now(UTC)
     try:
