@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gateway import api as rest_api
@@ -28,6 +29,7 @@ from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler
+from gateway.limits import HeaderLimits
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
 from gateway.retention_worker import install as install_retention_worker
@@ -89,4 +91,9 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     exception_handlers: dict[Any, Any] = {ApiError: api_error_handler, HTTPException: http_exception_handler}
     for exc_type in DB_UNAVAILABLE:
         exception_handlers[exc_type] = db_unavailable_handler
-    return Starlette(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers)
+    limits = Middleware(
+        HeaderLimits, max_count=settings.gateway_max_headers, max_bytes=settings.gateway_max_header_bytes
+    )
+    return Starlette(
+        routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers, middleware=[limits]
+    )

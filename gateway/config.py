@@ -7,6 +7,13 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The HTTP server's own bound on a request head (h11); the app's header limit
+# stays below it so that a client gets the app's 431, not the server's 400.
+SERVER_MAX_HEAD_BYTES = 128 * 1024
+# Client WebSocket frames are small (subscribe, unsubscribe, ping); the server
+# refuses bigger ones (close 1009) before buffering them.
+WS_MAX_FRAME_BYTES = 64 * 1024
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
@@ -29,6 +36,11 @@ class Settings(BaseSettings):
     # Seconds between checks of each live account's latest seq against what its
     # sockets got: catches events whose publish was lost (writer crash, Redis outage).
     gateway_ws_check_interval: float = Field(default=1.0, gt=0)
+    # Open WebSockets one API key may hold on one process (gateway.ws_limits).
+    gateway_ws_max_per_key: int = Field(default=100, gt=0)
+    # Requests with more headers, or more header bytes, answer 431 (gateway.limits).
+    gateway_max_headers: int = Field(default=100, gt=0)
+    gateway_max_header_bytes: int = Field(default=32 * 1024, gt=0, le=SERVER_MAX_HEAD_BYTES // 2)
     gateway_workers: bool = True  # background workers (outbound, media, channel connections)
     # How often a node looks for channels to run and proves it still holds its leases;
     # also the longest a dead node's channels wait for a takeover (plus one pass).

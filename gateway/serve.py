@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import uvicorn
 
-from gateway.config import Settings
+from gateway.config import SERVER_MAX_HEAD_BYTES, WS_MAX_FRAME_BYTES, Settings
 from gateway.embedded_pg import resolved_database
 from gateway.http import DB_ERRORS
 from inbox.db import connect
@@ -120,6 +120,32 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
+def _http_protocol() -> Any:
+    try:
+        from gateway.bounded_http import BoundedHttpToolsProtocol
+    except ImportError:  # pragma: no cover - no httptools wheel: h11 and its own bound
+        return "h11"
+    return BoundedHttpToolsProtocol
+
+
+def server_config(app: Any, *, host: str, port: int, log_level: str, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for the gateway (``serve`` and the tests' real servers use the same)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        # Refused by the server, before buffering, rather than by the app after.
+        ws_max_size=WS_MAX_FRAME_BYTES,
+        # A bound on request heads above the app's own header limit (gateway.limits),
+        # which answers 431 first; httptools has none of its own (gateway.bounded_http).
+        http=_http_protocol(),
+        h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
+        **options,
+    )
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=logging.DEBUG if level == "trace" else level.upper(),  # "trace" is uvicorn's own level
@@ -142,11 +168,10 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
         if stop.requested:
             return
         app = create_app(settings.model_copy(update={"database_url": dsn}))
-        config = uvicorn.Config(
+        config = server_config(
             app,
             host=settings.gateway_host,
             port=settings.gateway_port,
-            lifespan="on",
             log_level=settings.gateway_log_level.lower(),
             timeout_graceful_shutdown=10,
         )

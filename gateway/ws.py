@@ -21,8 +21,10 @@ large), ``unknown_type``, ``invalid_frame`` (fields), ``invalid_topic``,
 ``not_found``, ``too_many_topics``, ``already_streaming``.
 
 Close codes: 4401 bad or missing API key; 4008 send queue overflowed (resume
-with ``after``); 1013 the database is unreachable (retry later); 1011 an
-unexpected server error.
+with ``after``); 4429 the key already holds ``GATEWAY_WS_MAX_PER_KEY`` open
+sockets on this process; 1009 a frame over 64 KiB (refused by the server
+before it is buffered); 1013 the database is unreachable (retry later); 1011
+an unexpected server error.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from gateway.config import WS_MAX_FRAME_BYTES
 from gateway.context import AppContext
 from gateway.ws_hub import DB_ERRORS, WS_CONNECTIONS, Subscriber, WsHub
+from gateway.ws_limits import CLOSE_TOO_MANY_SOCKETS, KeySockets, TooManySockets
 from inbox.accounts import authenticate
 from schema.ws import (
     MAX_TOPICS,
@@ -64,8 +68,9 @@ CLOSE_INTERNAL_ERROR = 1011
 # and the server closes the transport, whose buffer is bounded by its
 # high-water mark.
 CLOSE_GRACE = 10.0
-# Client frames are small (at most MAX_TOPICS topics); bigger ones are not parsed.
-MAX_CLIENT_FRAME = 64 * 1024
+# Client frames are small (at most MAX_TOPICS topics); bigger ones are not parsed
+# (the server already refuses frames over this many bytes: gateway.serve).
+MAX_CLIENT_FRAME = WS_MAX_FRAME_BYTES
 
 
 def _token(websocket: WebSocket) -> str | None:
@@ -99,8 +104,13 @@ async def serve_socket(websocket: WebSocket, send: Send) -> None:
     if principal is None:
         await _close(websocket, CLOSE_UNAUTHORIZED, "invalid or missing API key")
         return
-    session = WsSession(hub, websocket, send, principal.account_id, ctx.settings.gateway_ws_queue_size)
-    await session.run()
+    sockets: KeySockets = ctx.extras.setdefault("ws_key_sockets", KeySockets(ctx.settings.gateway_ws_max_per_key))
+    try:
+        with sockets.hold(principal.key_id):
+            session = WsSession(hub, websocket, send, principal.account_id, ctx.settings.gateway_ws_queue_size)
+            await session.run()
+    except TooManySockets as exc:
+        await _close(websocket, CLOSE_TOO_MANY_SOCKETS, str(exc))
 
 
 async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:

@@ -13,6 +13,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
+from gateway.serve import server_config
 from tests.redis_server import free_port
 
 
@@ -41,7 +42,7 @@ async def run_server(db_url: str, **settings_and_overrides: Any) -> AsyncIterato
     port = free_port()
     settings = load_settings(database_url=db_url, gateway_host="127.0.0.1", gateway_port=port, **settings_kw)
     app = create_app(settings, **overrides)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = server_config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
