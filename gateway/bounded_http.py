@@ -16,10 +16,15 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.config import SERVER_MAX_HEAD_BYTES
 
-_BODY = b"request headers too large"
+# The API's error shape (gateway.http.error_response), written by hand: no app runs here.
+_BODY = (
+    b'{"error":{"code":"request_headers_too_large","message":"request head over '
+    + str(SERVER_MAX_HEAD_BYTES).encode()
+    + b' bytes"}}'
+)
 RESPONSE_431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-type: application/json\r\n"
     b"content-length: " + str(len(_BODY)).encode() + b"\r\n"
     b"connection: close\r\n\r\n" + _BODY
 )

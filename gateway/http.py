@@ -53,6 +53,18 @@ async def db_unavailable_handler(request: Request, exc: Exception) -> Response:
     return error_response(503, "database_unavailable", "the database is unreachable; retry later")
 
 
+MAX_ID = 2**63 - 1  # ids are bigint
+
+
+def parse_db_id(raw: str) -> int | None:
+    """A positive bigint id written in plain decimal, else None. The length is checked
+    before ``int()``, which raises on over 4,300 digits (and is slow well before)."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)):
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
 def ctx_of(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx

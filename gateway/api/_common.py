@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.http import ApiError, read_json, require_principal
+from gateway.http import ApiError, parse_db_id, read_json, require_principal
 from inbox.accounts import Principal
 from inbox.db import acquire
 from schema import strict_json
@@ -54,10 +54,10 @@ async def admin(request: Request) -> Principal:
 
 def path_id(request: Request, what: str, name: str = "id") -> int:
     """A database id from the path; anything that cannot be one is simply not found."""
-    raw = str(request.path_params[name])
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
+    value = parse_db_id(str(request.path_params[name]))
+    if value is None:
         raise not_found(what)
-    return int(raw)
+    return value
 
 
 def not_found(what: str) -> ApiError:
@@ -70,6 +70,8 @@ def query_int(request: Request, name: str, *, default: int | None = None, minimu
     if raw is None or raw == "":
         return default
     try:
+        if len(raw) > 40:  # int() of thousands of digits is slow, then raises
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{name} must be an integer") from None
