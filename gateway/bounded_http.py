@@ -35,24 +35,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._in_head = True
-        self._head_bytes = 0
+        self._heads = 0  # request heads completed on this connection
+        self._in_body = False
+        self._head_bytes = 0  # bytes received since the last head completed, while no body was being read
 
     def data_received(self, data: bytes) -> None:
-        in_head = self._in_head
+        heads = self._heads
         super().data_received(data)
-        # Counted after feeding: a chunk that completes the head (and may carry a body) is not.
-        if in_head and self._in_head and not self.transport.is_closing():
+        # Counted only for a chunk that completed no head (one that did may carry a whole
+        # request, body included) and that did not end inside a body.
+        if self._heads == heads and not self._in_body and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
                 self.transport.write(RESPONSE_431)
                 self.transport.close()
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._heads += 1
+        self._in_body = True
         self._head_bytes = 0
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._in_body = False  # what follows on this connection is the next request's head
         super().on_message_complete()
-        self._in_head = True  # the next request on this connection starts with a head

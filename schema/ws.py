@@ -52,7 +52,10 @@ def parse_topic(text: str) -> Topic:
     match = _CONVERSATION_RE.match(text)
     if match is None:
         raise ValueError(f"unknown topic {text!r}: use account, calls or conversation:<id>")
-    return Topic(kind="conversation", conversation_id=int(match.group(1)))
+    conversation_id = int(match.group(1))
+    if conversation_id > strict_json.INT64_MAX:  # 19 digits can still overflow a bigint
+        raise ValueError(f"no such conversation id: {conversation_id}")
+    return Topic(kind="conversation", conversation_id=conversation_id)
 
 
 class _Frame(BaseModel):

@@ -70,7 +70,9 @@ def query_int(request: Request, name: str, *, default: int | None = None, minimu
     if raw is None or raw == "":
         return default
     try:
-        if len(raw) > 40:  # int() of thousands of digits is slow, then raises
+        # Plain ASCII decimal only (int() also takes "١", " 1", "1_0"), and short:
+        # int() of thousands of digits is slow, then raises.
+        if len(raw) > 20 or not raw.isascii() or not raw.lstrip("-").isdigit():
             raise ValueError(raw)
         value = int(raw)
     except ValueError:

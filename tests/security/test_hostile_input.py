@@ -10,6 +10,8 @@ run (tests/security/conftest.py).
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 from collections.abc import Mapping
@@ -20,12 +22,17 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route, WebSocketRoute
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from gateway.app import create_app
 from gateway.config import load_settings
 from inbox.db import create_pool
+from schema.ws import CLIENT_FRAME_TYPES
 from tests import pg
 from tests.security import strategies as hs
+from tests.security.tally import TALLY
 from tests.security.world import VERIFY_TOKEN, World, running_world, snapshot
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "60"))  # raise locally for a deeper run
@@ -252,3 +259,267 @@ async def test_route_survives_hostile_input(world: World, route: tuple[str, str]
         # Whatever a webhook stored must stay readable: no dead letter may break the list.
         listed = await world.request("GET", "/api/v1/inbound?limit=200", headers=world.admin())
         assert listed.status_code == 200, listed.text[:300]
+
+
+# --- WebSocket frames -----------------------------------------------------------------------------
+
+_TOPICS = st.one_of(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["account", "calls", "conversation:1", "conversation:0", "conversation:-1",
+                             "conversation:9223372036854775807", "conversation:9223372036854775808",
+                             "conversation:9999999999999999999", "conversation:" + "9" * 5000]),
+            hs.hostile_str,
+        ).map(hs.json_string),
+        max_size=6,
+    ).map(lambda items: "[" + ",".join(items) + "]"),
+    hs.scalars(huge_strings=False),
+)
+_AFTER = st.one_of(hs.scalars(huge_strings=False), st.sampled_from(["0", "1", "9" * 5000, "9223372036854775808"]))
+
+
+def _frame(type_: str, fields: Mapping[str, st.SearchStrategy[str]]) -> st.SearchStrategy[str]:
+    """A frame of ``type_`` with any subset of ``fields`` (hostile values) and maybe a hostile extra key."""
+    return hs.objects(fields).map(lambda body: f'{{"type":"{type_}"' + ("," + body[1:] if body != "{}" else "}"))
+
+
+WS_FRAMES: dict[str, st.SearchStrategy[str | bytes]] = {
+    "subscribe": _frame("subscribe", {"topics": _TOPICS, "after": _AFTER}),
+    "unsubscribe": _frame("unsubscribe", {"topics": _TOPICS}),
+    "ping": _frame("ping", {"id": hs.scalars(huge_strings=False)}),
+    # Any document, including unknown types and nesting far deeper than any frame.
+    "other": hs.json_values(huge_strings=False, max_depth=10_000),
+    "binary": st.binary(max_size=200),
+}
+# Client frames are refused above 64 KiB by the server itself (tests/security/test_limits.py).
+_FRAME_BYTES = 60_000
+
+
+async def test_every_client_frame_type_is_covered():
+    assert set(CLIENT_FRAME_TYPES) <= set(WS_FRAMES), "a client frame type without a hostile-input strategy"
+
+
+async def _reply(ws: ClientConnection) -> dict:
+    """The next frame that answers the client (events may come first after a subscribe)."""
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if frame["type"] != "event":
+            return frame
+
+
+@pytest.mark.parametrize("kind", list(WS_FRAMES))
+@FUZZ
+@given(data=st.data())
+async def test_ws_frame_survives_hostile_input(world: World, kind: str, data: st.DataObject):
+    frame = data.draw(WS_FRAMES[kind].filter(
+        lambda f: len(f if isinstance(f, bytes) else f.encode("utf-8", "surrogatepass")) < _FRAME_BYTES
+    ), label="frame")
+    async with ws_connect(f"{world.server.ws_url}/ws", additional_headers=world.admin()) as ws:
+        try:
+            await ws.send(frame)
+            TALLY.ws_frames += 1
+            reply = await _reply(ws)
+            TALLY.ws_error_frames += reply["type"] == "error"
+            assert reply["type"] in ("error", "subscribed", "pong"), reply
+            await ws.send('{"type": "ping"}')  # and the socket still serves
+            assert (await _reply(ws))["type"] == "pong"
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            TALLY.ws_server_errors += code == 1011
+            pytest.fail(f"the socket was closed ({code}) by a {kind} frame: {frame[:200]!r}")
+
+
+# --- targeted cases: each input an audit found to answer 500 (issue 9, finding 11) ---------------
+
+_TG_UPDATE = '{"update_id": %s, "message": {"message_id": 1, "date": 1700000000, "chat": {"id": 42, "type": "private"}, "text": "hi", "n": %s}}'  # noqa: E501
+_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+async def _refused(world: World, method: str, url: str, body: str | bytes | None = None,
+                   headers: dict[str, str] | None = None) -> dict:
+    """Send, expect a 4xx with an error body, and prove nothing was stored."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    before = await snapshot(world.pool)
+    response = await world.request(method, url, body=raw, headers=headers if headers is not None else world.admin())
+    assert 400 <= response.status_code < 500, (url[:100], response.status_code, response.text[:300])
+    assert await snapshot(world.pool) == before
+    error: dict = response.json()["error"]
+    return {"status": response.status_code, **error}
+
+
+async def _readable(world: World) -> None:
+    for url in ("/api/v1/inbound?limit=200", "/api/v1/inbound?status=failed&limit=200"):
+        listed = await world.request("GET", url, headers=world.admin())
+        assert listed.status_code == 200, listed.text[:300]
+        for item in listed.json()["items"]:
+            one = await world.request("GET", f"/api/v1/inbound/{item['id']}", headers=world.admin())
+            assert one.status_code == 200, one.text[:300]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
+async def test_telegram_webhook_refuses_non_finite_numbers(world: World, number: str):
+    url = f"/webhooks/telegram/{world.telegram_channel}"
+    error = await _refused(world, "POST", url, _TG_UPDATE % (7, number), world.telegram_headers())
+    assert error["status"] == 400 and error["code"] == "malformed_json"
+    await _readable(world)
+
+
+async def test_a_stored_non_finite_dead_letter_stays_readable(world: World):
+    """Rows an older gateway stored (NaN inside the payload) are shown verbatim, not a 500."""
+    await world.pool.execute(
+        """INSERT INTO inbound_events (account_id, channel_id, dedup_key, status, error, payload)
+           VALUES ($1, $2, 'legacy-nan', 'failed', 'legacy', $3)""",
+        world.account_id, world.telegram_channel, _TG_UPDATE % (8, "NaN") + ' {"\\ud800": 1}',
+    )
+    await world.pool.execute(
+        """INSERT INTO inbound_events (account_id, channel_id, dedup_key, status, error, payload)
+           VALUES ($1, $2, 'legacy-surrogate', 'failed', 'legacy', $3)""",
+        world.account_id, world.telegram_channel, '{"\\ud800": "\\u0000", "n": NaN}',
+    )
+    await _readable(world)
+
+
+@pytest.mark.parametrize("digits", [20, 4301, 5000])
+async def test_huge_integers_are_refused_everywhere(world: World, digits: int):
+    huge = "9" * digits
+    for url, body in [
+        ("/api/v1/keys", f'{{"name": "k", "role": "agent", "n": {huge}}}'),
+        ("/api/v1/channels", f'{{"type": "whatsapp", "name": "x", "config": {{"phone_number_id": "5", "n": {huge}}},'
+                             f' "secrets": {{"access_token": "a", "app_secret": "b", "verify_token": "c"}}}}'),
+        ("/api/v1/calls", f'{{"channel_id": {huge}, "agent": "1001", "to_number": "+15551234567"}}'),
+        (f"/api/v1/conversations/{world.conversation_id}/messages", f'{{"text": "hi", "reply_to_id": {huge}}}'),
+    ]:
+        assert (await _refused(world, "POST", url, body))["status"] == 422
+    tg = await _refused(world, "POST", f"/webhooks/telegram/{world.telegram_channel}", _TG_UPDATE % (huge, 1),
+                        world.telegram_headers())
+    assert tg["status"] == 400
+    body = f'{{"object": "whatsapp_business_account", "entry": [{{"id": {huge}}}]}}'.encode()
+    wa = await _refused(world, "POST", f"/webhooks/whatsapp/{world.whatsapp_channel}", body,
+                        world.whatsapp_headers(body))
+    assert wa["status"] == 400
+
+
+async def test_deep_nesting_is_refused_everywhere(world: World):
+    for url in ("/api/v1/keys", "/api/v1/channels", "/api/v1/calls",
+                f"/api/v1/conversations/{world.conversation_id}/messages"):
+        assert (await _refused(world, "POST", url, _DEEP))["code"] == "malformed_json"
+    assert (await _refused(world, "PATCH", f"/api/v1/conversations/{world.conversation_id}",
+                           '{"assignee": ' + _DEEP + "}"))["code"] == "malformed_json"
+    deep = _DEEP.encode()
+    await _refused(world, "POST", f"/webhooks/telegram/{world.telegram_channel}", deep, world.telegram_headers())
+    await _refused(world, "POST", f"/webhooks/whatsapp/{world.whatsapp_channel}", deep, world.whatsapp_headers(deep))
+    # Just past the limit, shallow enough for Python's own parser: still refused, not stored.
+    shallow = ('{"update_id": 9, "x": ' + "[" * 65 + "]" * 65 + "}").encode()
+    await _refused(world, "POST", f"/webhooks/telegram/{world.telegram_channel}", shallow, world.telegram_headers())
+
+
+@pytest.mark.parametrize("body", [
+    '{"\\ud800": "\\u0000"}',
+    '{"name": "k", "\\udfff\\u0000": "\\u0000"}',
+    '{"type": "whatsapp", "name": "x", "config": {"phone_number_id": "5", "\\ud800": "\\u0000"}}',
+])
+async def test_lone_surrogate_key_with_nul_value_gets_an_encodable_422(world: World, body: str):
+    for method, url in [("POST", "/api/v1/keys"), ("POST", "/api/v1/channels"),
+                        ("PATCH", f"/api/v1/conversations/{world.conversation_id}")]:
+        error = await _refused(world, method, url, body)
+        assert error["status"] == 422 and error["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("value", ['"\\ud800"', '"a\\udfffb"', '["\\ud83d"]', '{"k": "\\ud800\\ud800"}'])
+async def test_lone_surrogates_in_channel_config_are_a_422(world: World, value: str):
+    create = ('{"type": "whatsapp", "name": "x", "config": {"phone_number_id": "5", "note": VALUE},'
+              ' "secrets": {"access_token": "a", "app_secret": "b", "verify_token": "c"}}').replace("VALUE", value)
+    assert (await _refused(world, "POST", "/api/v1/channels", create))["status"] == 422
+    patch = '{"config": {"note": VALUE}}'.replace("VALUE", value)
+    assert (await _refused(world, "PATCH", f"/api/v1/channels/{world.whatsapp_channel}", patch))["status"] == 422
+
+
+@pytest.mark.parametrize("channel_id", [str(2**63), str(-(2**63) - 1), "1" + "0" * 30, "0", "-1", "1.5", '"1"'])
+async def test_out_of_range_channel_id_on_click_to_call_is_a_422(world: World, channel_id: str):
+    body = f'{{"channel_id": {channel_id}, "agent": "1001", "to_number": "+15551234567"}}'
+    assert (await _refused(world, "POST", "/api/v1/calls", body))["status"] == 422
+
+
+@pytest.mark.parametrize("value", [str(2**63), "9" * 5000, "-1", "0", "1e3", "\u0661"])
+async def test_out_of_range_ids_in_path_and_query(world: World, value: str):
+    encoded = hs.encode(value)
+    for route in ("/api/v1/channels/{}", "/api/v1/calls/{}", "/api/v1/media/{}", "/api/v1/inbound/{}",
+                  "/api/v1/conversations/{}/timeline", "/webhooks/whatsapp/{}"):
+        assert (await _refused(world, "GET", route.format(encoded)))["status"] == 404
+    for url in ("/api/v1/calls?channel_id={}", "/api/v1/conversations?channel_id={}", "/api/v1/events?after={}",
+                "/api/v1/inbound?channel_id={}", "/api/v1/calls?conversation_id={}"):
+        if value in ("0",) and "after" in url:
+            continue  # after=0 is the start of the log
+        assert (await _refused(world, "GET", url.format(encoded)))["status"] == 400
+
+
+def _cursor(text: str) -> str:
+    return hs.encode(base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode().rstrip("="))
+
+
+_HOSTILE_CURSORS = {
+    "deep": "[" * 5_000 + "]" * 5_000,
+    "nul": '["{kind}", "\\u0000", 1]',
+    "surrogate": '["{kind}", "\\ud800", 1]',
+    "surrogate kind": '["\\ud800", 1]',
+    "calendar low": '["{kind}", "0001-01-01T00:00:00+14:00", 1]',
+    "calendar high": '["{kind}", "9999-12-31T23:59:59-14:00", 1]',
+    "timeline edge": '["timeline", "0001-01-01T00:00:00+14:00", "message", 1]',
+    "timeline nul": '["timeline", "2026-01-01T00:00:00+00:00", "a\\u0000", 1]',
+    "naive time": '["{kind}", "2026-01-01T00:00:00", 1]',
+    "huge int": '["{kind}", ' + "9" * 5000 + "]",
+    "nan": '["{kind}", NaN]',
+    "long": '["{kind}", "' + "x" * 5000 + '"]',
+}
+_LISTS = {"channels": "/api/v1/channels", "conversations": "/api/v1/conversations",
+          "contacts": "/api/v1/contacts", "events": "/api/v1/events", "inbound": "/api/v1/inbound",
+          "keys": "/api/v1/keys", "calls": "/api/v1/calls", "timeline": "/api/v1/conversations/{}/timeline"}
+
+
+@pytest.mark.parametrize("name", list(_HOSTILE_CURSORS))
+async def test_hostile_cursors_are_a_400(world: World, name: str):
+    for kind, url in _LISTS.items():
+        url = url.format(world.conversation_id)
+        cursor = _cursor(_HOSTILE_CURSORS[name].replace("{kind}", kind))
+        error = await _refused(world, "GET", f"{url}?cursor={cursor}")
+        assert (error["status"], error["code"]) == (400, "invalid_cursor"), (kind, error)
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                   "0001-01-01T00:00:00.000001+23:59"])
+async def test_stats_at_the_edge_of_the_calendar_is_a_400(world: World, since: str):
+    for param in ("since", "until"):
+        error = await _refused(world, "GET", f"/api/v1/stats?{param}={hs.encode(since)}")
+        assert (error["status"], error["code"]) == (400, "invalid_parameter")
+    ok = await world.request("GET", "/api/v1/stats?since=0001-01-01T00:00:00-14:00", headers=world.admin())
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("frame", [
+    '{"type": "subscribe", "topics": ["account"], "after": ' + "9" * 5000 + "}",
+    '{"type": "subscribe", "topics": ["account"], "after": 1e999}',
+    '{"type": "subscribe", "topics": ["account"], "after": NaN}',
+    '{"type": "subscribe", "topics": ["conversation:9999999999999999999"]}',
+    '{"type": "subscribe", "topics": ["conversation:9223372036854775808"]}',
+    '{"type": "subscribe", "topics": ["\\ud800"]}',
+    '{"type": "unsubscribe", "topics": ["a\\u0000"]}',
+    '{"type": "ping", "\\ud800": "\\u0000"}',
+    "[" * 20_000 + "]" * 20_000,
+])
+async def test_ws_frames_that_closed_1011_get_an_error_frame(world: World, frame: str):
+    async with ws_connect(f"{world.server.ws_url}/ws", additional_headers=world.admin()) as ws:
+        await ws.send(frame)
+        TALLY.ws_frames += 1
+        reply = await _reply(ws)
+        TALLY.ws_error_frames += reply["type"] == "error"
+        assert reply["type"] == "error" and reply["code"] in ("invalid_frame", "malformed_frame", "invalid_topic")
+        await ws.send('{"type": "ping"}')
+        assert (await _reply(ws))["type"] == "pong"
+
+
+async def test_error_responses_quoting_client_text_can_always_be_encoded(world: World):
+    for url in ("/api/v1/%ED%A0%80", "/api/v1/channels/%00", "/%ED%A0%80%00"):
+        response = await world.request("GET", url, headers=world.admin())
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    response = await world.request("PUT", "/api/v1/keys", headers=world.admin())
+    assert response.status_code == 405
