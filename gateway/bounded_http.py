@@ -10,6 +10,7 @@ limits (``gateway.limits``) answer first for heads that fit.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -30,6 +31,10 @@ RESPONSE_431 = (
 )
 
 
+# How long the rest of a refused head is drained before the connection is closed anyway.
+REFUSED_GRACE = 2.0
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes = SERVER_MAX_HEAD_BYTES
 
@@ -38,8 +43,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._heads = 0  # request heads completed on this connection
         self._in_body = False
         self._head_bytes = 0  # bytes received since the last head completed, while no body was being read
+        self._refused: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
+        if self._refused is not None:
+            return  # the rest of a refused head: read and dropped, never buffered
         heads = self._heads
         super().data_received(data)
         # Counted only for a chunk that completed no head (one that did may carry a whole
@@ -47,8 +55,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._heads == heads and not self._in_body and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
-                self.transport.write(RESPONSE_431)
-                self.transport.close()
+                self._refuse()
+
+    def _refuse(self) -> None:
+        """Answer 431, then close gently: closing a socket whose client is still sending
+        makes the kernel reset the connection, and a reset can destroy the answer before
+        the client reads it. So the write side is shut, the client's bytes are drained
+        and dropped, and the connection is closed when the client stops or after a grace."""
+        self.transport.write(RESPONSE_431)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._refused = self.loop.call_later(REFUSED_GRACE, self.transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused is not None:
+            self._refused.cancel()
+        super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         self._heads += 1

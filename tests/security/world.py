@@ -80,6 +80,8 @@ async def running_world(db_url: str, pool: asyncpg.Pool, **settings: Any) -> Asy
     agent_key = await create_api_key(pool, account_id, ApiKeyRole.AGENT, name="agent")
     wa = await make_channel(pool, account_id, provider_key="1001", phone_number_id="1001")
     conversation_id = await inbound(pool, wa, external_id="wamid.hostile.1", contact="4915100000001")
+    spare = await make_channel(pool, account_id, provider_key="3003", phone_number_id="3003")
+    await pool.execute("UPDATE channels SET name = 'spare' WHERE id = $1", spare.id)
     tg = await pool.fetchval(
         """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
            VALUES ($1, 'telegram', 'bot', $2, $3, '7012345678') RETURNING id""",
