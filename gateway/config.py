@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The HTTP server's own bound on a request head (h11); the app's header limit
-# stays below it so that a client gets the app's 431, not the server's 400.
+# The HTTP server's own bound on a request head (h11's setting, gateway.bounded_http
+# for httptools), where it stops buffering; the app's header limit stays below it.
 SERVER_MAX_HEAD_BYTES = 128 * 1024
 # Client WebSocket frames are small (subscribe, unsubscribe, ping); the server
 # refuses bigger ones (close 1009) before buffering them.
