@@ -42,6 +42,7 @@ from gateway.channel_supervisor import start_supervisor
 from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.http import DB_UNAVAILABLE, ApiError, api_error_handler, db_unavailable_handler, error_response
+from gateway.limits import HeaderLimits
 from gateway.logs import RequestIdMiddleware
 from gateway.media_worker import install as install_media_worker
 from gateway.redis_broker import RedisBroker
@@ -130,5 +131,8 @@ def create_app(settings: Settings, **overrides: Any) -> Starlette:
     for exc_type in DB_UNAVAILABLE:
         exception_handlers[exc_type] = db_unavailable_handler
     exception_handlers[SecretsUnreadable] = _secrets_unreadable
+    limits = Middleware(
+        HeaderLimits, max_count=settings.gateway_max_headers, max_bytes=settings.gateway_max_header_bytes
+    )
     return GatewayApp(routes=_routes(), lifespan=lifespan, exception_handlers=exception_handlers,
-                      middleware=[Middleware(RequestIdMiddleware)])
+                      middleware=[limits, Middleware(RequestIdMiddleware)])

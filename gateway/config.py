@@ -9,6 +9,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels.netpolicy import NetworkPolicy
 
+# The HTTP server's own bound on a request head (h11's setting, gateway.bounded_http
+# for httptools), where it stops buffering; the app's header limit stays below it.
+SERVER_MAX_HEAD_BYTES = 128 * 1024
+# Client WebSocket frames are small (subscribe, unsubscribe, ping); the server
+# refuses bigger ones (close 1009) before buffering them.
+WS_MAX_FRAME_BYTES = 64 * 1024
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
@@ -35,6 +42,11 @@ class Settings(BaseSettings):
     gateway_ws_check_interval: float = Field(default=1.0, gt=0)
     # Bound of each graceful-shutdown step that waits (requests in flight, sends in flight).
     gateway_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
+    # Open WebSockets one API key may hold on one process (gateway.ws_limits).
+    gateway_ws_max_per_key: int = Field(default=100, gt=0)
+    # Requests with more headers, or more header bytes, answer 431 (gateway.limits).
+    gateway_max_headers: int = Field(default=100, gt=0)
+    gateway_max_header_bytes: int = Field(default=32 * 1024, gt=0, le=SERVER_MAX_HEAD_BYTES // 2)
     gateway_workers: bool = True  # background workers (outbound, media, channel connections)
     # How often a node looks for channels to run and proves it still holds its leases;
     # also the longest a dead node's channels wait for a takeover (plus one pass).

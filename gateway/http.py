@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -12,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.context import AppContext
 from gateway.logs import ACCOUNT_ID
 from inbox.accounts import Principal, authenticate
+from schema import strict_json
 
 
 class ApiError(Exception):
@@ -25,7 +25,9 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    # A message may quote client input (a field name with a lone surrogate, a NUL):
+    # made encodable here so that an error can always be sent.
+    return JSONResponse({"error": {"code": code, "message": strict_json.safe_text(message)}}, status_code=status)
 
 
 # What asyncpg and the OS raise when PostgreSQL is down or unreachable.
@@ -50,6 +52,18 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
 
 async def db_unavailable_handler(request: Request, exc: Exception) -> Response:
     return error_response(503, "database_unavailable", "the database is unreachable; retry later")
+
+
+MAX_ID = 2**63 - 1  # ids are bigint
+
+
+def parse_db_id(raw: str) -> int | None:
+    """A positive bigint id written in plain decimal, else None. The length is checked
+    before ``int()``, which raises on over 4,300 digits (and is slow well before)."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)):
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
 
 
 def ctx_of(request: Request) -> AppContext:
@@ -96,10 +110,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
+    """Strict JSON (``schema.strict_json``): not JSON or nested too deep → 400; NaN,
+    1e999, integers beyond 64 bits → 422 (well-formed, but no column holds them)."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+        return strict_json.loads(body)
+    except strict_json.NumberRejected as exc:
+        raise ApiError(422, "validation_error", str(exc)) from None
+    except strict_json.JsonRejected as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
 
 
 async def read_json(request: Request) -> Any:

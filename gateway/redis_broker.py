@@ -197,7 +197,7 @@ class RedisBroker:
                 if message["type"] == "message":
                     await self._on_message(message["data"])
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             await client.aclose()
 
     async def _on_message(self, data: bytes) -> None:

@@ -26,7 +26,7 @@ import asyncpg
 import uvicorn
 
 from gateway import log_redaction
-from gateway.config import Settings
+from gateway.config import SERVER_MAX_HEAD_BYTES, WS_MAX_FRAME_BYTES, Settings
 from gateway.embedded_pg import resolved_database
 from gateway.http import DB_ERRORS
 from gateway.logs import configure_logging
@@ -140,9 +140,21 @@ def _configure_logging(level: str, fmt: str = "text") -> None:
     log_redaction.install()
 
 
+def _http_protocol() -> Any:
+    try:
+        from gateway.bounded_http import BoundedHttpToolsProtocol
+    except ImportError:  # pragma: no cover - no httptools wheel: h11 and its own bound
+        return "h11"
+    return BoundedHttpToolsProtocol
+
+
 def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None) -> uvicorn.Config:
-    """uvicorn's config. Its loggers keep no handlers of their own (``log_config=None``): their lines
-    go through the root handler, with its format (gateway.logs) and redaction (gateway.log_redaction)."""
+    """uvicorn's settings for the gateway (``serve``, ``demo`` and the tests' real servers use the same).
+
+    Its loggers keep no handlers of their own (``log_config=None``): their lines go
+    through the root handler, with its format (gateway.logs) and redaction
+    (gateway.log_redaction).
+    """
     config = uvicorn.Config(
         app,
         host=settings.gateway_host,
@@ -151,6 +163,12 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None
         log_level=log_level or settings.gateway_log_level.lower(),
         log_config=None,
         timeout_graceful_shutdown=settings.gateway_shutdown_timeout,  # type: ignore[arg-type]
+        # Refused by the server, before buffering, rather than by the app after.
+        ws_max_size=WS_MAX_FRAME_BYTES,
+        # A bound on request heads above the app's own header limit (gateway.limits),
+        # which answers 431 first; httptools has none of its own (gateway.bounded_http).
+        http=_http_protocol(),
+        h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
     )
     log_redaction.install()
     return config

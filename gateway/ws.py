@@ -25,8 +25,10 @@ Auth: ``?token=``, ``Authorization: Bearer``, or (browsers) the subprotocols
 
 Close codes: 4401 bad or missing API key, or the key was revoked
 (``gateway.key_revocation``); 4008 send queue overflowed (resume with
-``after``); 1013 the database is unreachable (retry later); 1001 the
-process is shutting down (reconnect, through the load balancer, with
+``after``); 4429 the key already holds ``GATEWAY_WS_MAX_PER_KEY`` open
+sockets on this process; 1009 a frame over 64 KiB (refused by the server
+before it is buffered); 1013 the database is unreachable (retry later); 1001
+the process is shutting down (reconnect, through the load balancer, with
 ``after``); 1011 an unexpected server error.
 """
 
@@ -41,9 +43,11 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from gateway.config import WS_MAX_FRAME_BYTES
 from gateway.context import AppContext
 from gateway.key_revocation import key_sockets
 from gateway.ws_hub import DB_ERRORS, WS_CONNECTIONS, Subscriber, WsHub
+from gateway.ws_limits import CLOSE_TOO_MANY_SOCKETS, SocketQuota, TooManySockets
 from inbox.accounts import authenticate
 from schema.ws import (
     MAX_TOPICS,
@@ -70,8 +74,9 @@ CLOSE_INTERNAL_ERROR = 1011
 # and the server closes the transport, whose buffer is bounded by its
 # high-water mark.
 CLOSE_GRACE = 10.0
-# Client frames are small (at most MAX_TOPICS topics); bigger ones are not parsed.
-MAX_CLIENT_FRAME = 64 * 1024
+# Client frames are small (at most MAX_TOPICS topics); bigger ones are not parsed
+# (the server already refuses frames over this many bytes: gateway.serve).
+MAX_CLIENT_FRAME = WS_MAX_FRAME_BYTES
 
 
 # Browsers cannot set headers on a WebSocket: they offer these two subprotocols,
@@ -123,11 +128,14 @@ async def serve_socket(websocket: WebSocket, send: Send) -> None:
         await _close(websocket, CLOSE_UNAUTHORIZED, "invalid or missing API key")
         return
     session = WsSession(hub, websocket, send, principal.account_id, ctx.settings.gateway_ws_queue_size)
+    quota: SocketQuota = ctx.extras.setdefault("ws_socket_quota", SocketQuota(ctx.settings.gateway_ws_max_per_key))
     sessions: set[WsSession] = ctx.extras.setdefault("ws_sessions", set())
     sessions.add(session)
     try:
-        with key_sockets(ctx).tracking(principal.key_id, session.sub):
+        with quota.hold(principal.key_id), key_sockets(ctx).tracking(principal.key_id, session.sub):
             await session.run()
+    except TooManySockets as exc:
+        await _close(websocket, CLOSE_TOO_MANY_SOCKETS, str(exc))
     finally:
         sessions.discard(session)
         if not session.finished.done():

@@ -7,7 +7,6 @@ whether another page exists without a count. Every query filters by account.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ import asyncpg
 from inbox.calls import CALL_SELECT, call_from_row
 from inbox.jsonfmt import iso
 from inbox.views import CONVERSATION_SELECT, MESSAGE_COLUMNS, conversation_from_row, messages_json
+from schema import strict_json
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -148,9 +148,11 @@ async def calls_by_id(conn: Conn, account_id: int, ids: list[int]) -> dict[int, 
 
 def _payload(text: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError:
-        return text  # not JSON (e.g. a form-encoded body): shown verbatim
+        data = strict_json.loads(text)
+    except strict_json.JsonRejected:
+        return text  # not JSON (e.g. a form-encoded body), or NaN and the like: shown verbatim
+    # Decoded escapes may hold what a response cannot encode (lone surrogates): the raw text can.
+    return text if strict_json.unstorable(data) is not None else data
 
 
 def inbound_from_row(r: asyncpg.Record) -> dict[str, Any]:

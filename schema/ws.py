@@ -9,13 +9,13 @@ Server → client: ``subscribed``, ``event``, ``pong``, ``error``.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
+from schema import strict_json
 from schema.enums import EventName
 
 # A connection may hold this many topics at most; a subscribe frame this many.
@@ -52,7 +52,10 @@ def parse_topic(text: str) -> Topic:
     match = _CONVERSATION_RE.match(text)
     if match is None:
         raise ValueError(f"unknown topic {text!r}: use account, calls or conversation:<id>")
-    return Topic(kind="conversation", conversation_id=int(match.group(1)))
+    conversation_id = int(match.group(1))
+    if conversation_id > strict_json.INT64_MAX:  # 19 digits can still overflow a bigint
+        raise ValueError(f"no such conversation id: {conversation_id}")
+    return Topic(kind="conversation", conversation_id=conversation_id)
 
 
 class _Frame(BaseModel):
@@ -125,11 +128,16 @@ class FrameError(ValueError):
 
 def parse_client_frame(text: str) -> SubscribeFrame | UnsubscribeFrame | PingFrame:
     try:
-        raw = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FrameError("malformed_frame", "frame is not valid JSON") from exc
+        raw = strict_json.loads(text)
+    except strict_json.NumberRejected as exc:
+        # Well-formed, like an ``after`` one past int64: a field error, not a malformed frame.
+        raise FrameError("invalid_frame", str(exc)) from None
+    except strict_json.JsonRejected as exc:
+        raise FrameError("malformed_frame", f"frame is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise FrameError("malformed_frame", "frame must be a JSON object")
+    if (problem := strict_json.unstorable(raw)) is not None:
+        raise FrameError("malformed_frame", problem)
     kind = raw.get("type")
     if kind not in CLIENT_FRAME_TYPES:
         raise FrameError("unknown_type", f"unknown frame type {kind!r}: use subscribe, unsubscribe or ping")

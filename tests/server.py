@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from gateway import log_redaction
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
+from gateway.serve import uvicorn_config
 from tests import log_leaks
 from tests.redis_server import free_port
 
@@ -43,9 +43,8 @@ async def run_server(db_url: str, **settings_and_overrides: Any) -> AsyncIterato
     port = free_port()
     settings = load_settings(database_url=db_url, gateway_host="127.0.0.1", gateway_port=port, **settings_kw)
     app = create_app(settings, **overrides)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_leaks.SERVER_LOG_LEVEL, lifespan="on")
-    # As serve does once uvicorn configured its loggers; and collect them for the leak check.
-    log_redaction.install()
+    config = uvicorn_config(app, settings, log_level=log_leaks.SERVER_LOG_LEVEL)
+    # Collect uvicorn's lines for the leak check (gateway.serve installed the redaction).
     log_leaks.attach_to_uvicorn()
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

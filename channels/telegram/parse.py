@@ -38,7 +38,6 @@ anything unusable (even leniently) raises :class:`ParseError`, never another exc
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -49,6 +48,7 @@ from telegram import Chat, Message, Update
 from channels.telegram._content import date_field, full_name, int_field, message_content, opt_int, opt_str
 from channels.telegram._fallback import lenient_edit, lenient_member_change, lenient_message
 from channels.telegram._service import IGNORED_UPDATE_KINDS, service_payload
+from schema import strict_json
 from schema.enums import MessageType
 from schema.events import (
     ContactRef,
@@ -87,9 +87,9 @@ def update_id_of(data: Any) -> int | None:
 def parse_body(body: str | bytes, *, received_at: datetime | None = None) -> ParsedPayload:
     """A raw webhook body or stored payload → events (``channels.base.PayloadParser``)."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ParseError(f"not JSON: {exc}") from exc
+        data = strict_json.loads(body)
+    except strict_json.JsonRejected as exc:
+        raise ParseError(f"not JSON: {exc}") from None
     return parse_update(data, received_at=received_at)
 
 

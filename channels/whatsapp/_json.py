@@ -7,10 +7,9 @@ the parser built on it keeps the :class:`channels.base.PayloadParser` promise.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
+from schema import strict_json
 from schema.events import ParseError
 
 JsonObj = dict[str, Any]
@@ -20,25 +19,13 @@ class MalformedBody(ValueError):
     """The bytes are not JSON (or JSON we refuse: NaN, infinities, absurd nesting)."""
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def decode_body(body: bytes | str) -> Any:
-    """Decode a request body. Not UTF-8, not JSON, NaN/Infinity, or nesting too deep → MalformedBody."""
+    """Decode a request body (``schema.strict_json``): not UTF-8, not JSON, NaN/Infinity,
+    integers beyond 64 bits or nesting too deep → MalformedBody."""
     try:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        # json.JSONDecodeError is a ValueError; so is Python's int digit limit.
-        raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+        return strict_json.loads(body)
+    except strict_json.JsonRejected as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
 
 
 def obj(value: Any, where: str) -> JsonObj:

@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.http import ApiError, read_json, require_principal
+from gateway.http import ApiError, parse_db_id, read_json, require_principal
 from inbox.accounts import Principal
 from inbox.db import acquire
+from schema import strict_json
 from schema.enums import ApiKeyRole
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 _MAX_ID = 2**63 - 1
+# Cursors this API hands out are a few dozen characters; anything longer is not one.
+_MAX_CURSOR = 1024
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,10 +54,10 @@ async def admin(request: Request) -> Principal:
 
 def path_id(request: Request, what: str, name: str = "id") -> int:
     """A database id from the path; anything that cannot be one is simply not found."""
-    raw = str(request.path_params[name])
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
+    value = parse_db_id(str(request.path_params[name]))
+    if value is None:
         raise not_found(what)
-    return int(raw)
+    return value
 
 
 def not_found(what: str) -> ApiError:
@@ -67,6 +70,10 @@ def query_int(request: Request, name: str, *, default: int | None = None, minimu
     if raw is None or raw == "":
         return default
     try:
+        # Plain ASCII decimal only (int() also takes "١", " 1", "1_0"), and short:
+        # int() of thousands of digits is slow, then raises.
+        if len(raw) > 20 or not raw.isascii() or not raw.lstrip("-").isdigit():
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{name} must be an integer") from None
@@ -101,7 +108,10 @@ def query_time(request: Request, name: str) -> datetime | None:
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 timestamp") from None
     if parsed.tzinfo is None:
         raise ApiError(400, "invalid_parameter", f"{name} needs a time zone (e.g. 2026-01-31T12:00:00Z)")
-    return parsed
+    moment = strict_json.utc_or_none(parsed)
+    if moment is None:
+        raise ApiError(400, "invalid_parameter", f"{name} is outside the years 1 to 9999 once in UTC")
+    return moment
 
 
 def limit_param(request: Request) -> int:
@@ -121,11 +131,15 @@ def decode_cursor(request: Request, kind: str, types: Sequence[type]) -> list[An
     if raw is None or raw == "":
         return None
     bad = ApiError(400, "invalid_cursor", "cursor is not one this list handed out")
+    if len(raw) > _MAX_CURSOR:
+        raise bad
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        decoded = strict_json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (binascii.Error, ValueError):
         raise bad from None
     if not isinstance(decoded, list) or len(decoded) != len(types) + 1 or decoded[0] != kind:
+        raise bad
+    if strict_json.unstorable(decoded) is not None:
         raise bad
     position: list[Any] = []
     for value, type_ in zip(decoded[1:], types, strict=True):
@@ -133,7 +147,10 @@ def decode_cursor(request: Request, kind: str, types: Sequence[type]) -> list[An
             if type_ is datetime:
                 if not isinstance(value, str):
                     raise ValueError(value)
-                position.append(datetime.fromisoformat(value))
+                moment = strict_json.utc_or_none(datetime.fromisoformat(value))
+                if moment is None:
+                    raise ValueError(value)
+                position.append(moment)
             elif type_ is int:
                 if not isinstance(value, int) or isinstance(value, bool) or abs(value) > _MAX_ID:
                     raise ValueError(value)
@@ -168,6 +185,8 @@ async def body_model(request: Request, model: type[M]) -> M:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise ApiError(422, "validation_error", "the body must be a JSON object")
+    if (problem := strict_json.unstorable(data)) is not None:
+        raise ApiError(422, "validation_error", problem)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -192,5 +211,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> JSONRespon
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return JSONResponse(
-        {"error": {"code": code, "message": exc.detail}}, status_code=exc.status_code, headers=exc.headers
+        {"error": {"code": code, "message": strict_json.safe_text(str(exc.detail))}},
+        status_code=exc.status_code,
+        headers=exc.headers,
     )

@@ -49,7 +49,7 @@ _NUMBER = re.compile(r"\+?\d{3,20}")
 class CallCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channel_id: int = Field(gt=0)
+    channel_id: int = Field(gt=0, le=2**63 - 1)  # a bigint id: beyond it is a 422, not an overflow
     agent: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")
     to_number: str = Field(min_length=3, max_length=40)
 

@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from gateway.api._safe_media import content_disposition, served_type
-from gateway.http import ApiError, ctx_of, require_principal
+from gateway.http import ApiError, ctx_of, parse_db_id, require_principal
 from gateway.media_worker import media_path
 
 _MAX_ID = 2**63 - 1
@@ -27,7 +27,7 @@ def _not_found() -> ApiError:
 async def get_media(request: Request) -> Response:
     principal = await require_principal(request)
     raw = str(request.path_params["id"])
-    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID):
+    if parse_db_id(raw) is None:
         raise _not_found()
     ctx = ctx_of(request)
     row = await ctx.pool.fetchrow(

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from gateway.http import ApiError, ctx_of
+from gateway.http import ApiError, ctx_of, parse_db_id
 from gateway.logs import ACCOUNT_ID, CHANNEL_ID
 from inbox.channels import ChannelRow, get_channel_any_account
 from schema.enums import ChannelType
-
-_MAX_ID = 2**63 - 1
 
 
 async def webhook_channel(request: Request, type_: ChannelType, label: str) -> ChannelRow:
     """The live channel of ``type_`` named by the URL, else 404 (also for ids that cannot exist)."""
     raw = str(request.path_params["channel_id"])
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID:
-        channel = await get_channel_any_account(ctx_of(request).pool, int(raw))
+    if (channel_id := parse_db_id(raw)) is not None:
+        channel = await get_channel_any_account(ctx_of(request).pool, channel_id)
         if channel is not None and channel.type == type_:
             ACCOUNT_ID.set(channel.account_id)
             CHANNEL_ID.set(channel.id)

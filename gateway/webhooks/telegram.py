@@ -6,14 +6,13 @@ redelivers on any non-2xx answer):
 1. read the body (413 over the size limit) and find the channel (404);
 2. compare ``X-Telegram-Bot-Api-Secret-Token`` with the channel's
    ``webhook_secret`` in constant time (401, nothing stored);
-3. decode the JSON (400 when it is not UTF-8 JSON at all);
+3. decode the JSON strictly (400 when it is not UTF-8 JSON, or holds NaN,
+   Infinity, integers beyond 64 bits or absurd nesting);
 4. parse it; what authenticates but cannot be normalised becomes a dead letter;
 5. ingest, deduplicated by ``update_id``, then publish.
 """
 
 from __future__ import annotations
-
-import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +25,7 @@ from gateway.http import ApiError, ctx_of, read_body
 from gateway.telegram_callbacks import answer_after_commit
 from gateway.webhooks import webhook_channel
 from inbox.channels import ChannelRow
+from schema import strict_json
 from schema.enums import ChannelType
 from schema.events import ParsedPayload, ParseError
 
@@ -35,11 +35,12 @@ async def _channel(request: Request) -> ChannelRow:
 
 
 def _decode(body: bytes) -> tuple[str, object]:
+    """Strict JSON (``schema.strict_json``): NaN, 1e999 or a 5,000-digit integer would be
+    stored and then fail every read of the dead letter, so they are refused (400) instead."""
     try:
-        text = body.decode("utf-8")
-        return text, json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not UTF-8 JSON: {exc}") from exc
+        return body.decode("utf-8"), strict_json.loads(body)
+    except (UnicodeDecodeError, strict_json.JsonRejected) as exc:
+        raise ApiError(400, "malformed_json", f"body is not UTF-8 JSON: {exc}") from None
 
 
 async def receive(request: Request) -> Response:
