@@ -136,6 +136,13 @@ SPECS: dict[tuple[str, str], RouteSpec] = {
     ("GET", "/api/v1/inbound"): RouteSpec(query={"status": Q, "channel_id": Q, "limit": Q}, cursor=ALL_CURSORS),
     ("GET", "/api/v1/inbound/{id}"): RouteSpec(ids="inbound_events"),
     ("GET", "/api/v1/stats"): RouteSpec(query={"since": Q, "until": Q}),
+    ("GET", "/api/v1/retention"): RouteSpec(),
+    ("PUT", "/api/v1/retention"): RouteSpec(body={
+        "messages_days": hs.either([0, 30, None, 36500]), "redact_after_days": hs.either([7, None]),
+        "dead_letters_days": hs.either([90]),
+    }),
+    ("GET", "/api/v1/retention/preview"): RouteSpec(),
+    ("GET", "/static/{name}"): RouteSpec(),
     ("GET", "/api/v1/keys"): RouteSpec(query={"limit": Q}, cursor=ALL_CURSORS),
     ("POST", "/api/v1/keys"): RouteSpec(body={"name": hs.either(["ci"]), "role": hs.either(["agent", "admin"])}),
     ("DELETE", "/api/v1/keys/{id}"): RouteSpec(),
@@ -242,9 +249,13 @@ async def test_route_survives_hostile_input(world: World, route: tuple[str, str]
     for name in ("{id}", "{channel_id}"):
         if name in path:
             path = path.replace(name, data.draw(ids, label="id"))
+    if "{name}" in path:
+        asset = st.one_of(st.sampled_from(["inbox.js", "inbox.css", "inbox.html", "..%2F..%2Fpyproject.toml"]),
+                          ids)
+        path = path.replace("{name}", data.draw(asset, label="name"))
     query = data.draw(hs.query_strings_from(spec.query, list(spec.cursor)), label="query")
     url = f"{path}?{query}" if query else path
-    body = data.draw(hs.bodies(spec.body), label="body") if method in ("POST", "PATCH") else None
+    body = data.draw(hs.bodies(spec.body), label="body") if method in ("POST", "PATCH", "PUT") else None
     if template.startswith("/webhooks/whatsapp/") and body is not None:
         headers = data.draw(st.sampled_from([world.whatsapp_headers(body), world.whatsapp_headers(body),
                                              {"X-Hub-Signature-256": "sha256=00"}]), label="headers")

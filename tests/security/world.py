@@ -18,6 +18,7 @@ from schema.enums import ApiKeyRole
 from tests.api.helpers import WA_SECRETS, inbound, make_account, make_channel
 from tests.fakes.bot_api import FakeBotApi
 from tests.redis_server import free_port
+from tests.sealed import seal
 from tests.security.tally import TALLY
 from tests.server import RunningServer, run_server
 
@@ -83,18 +84,18 @@ async def running_world(db_url: str, pool: asyncpg.Pool, **settings: Any) -> Asy
     spare = await make_channel(pool, account_id, provider_key="3003", phone_number_id="3003")
     await pool.execute("UPDATE channels SET name = 'spare' WHERE id = $1", spare.id)
     tg = await pool.fetchval(
-        """INSERT INTO channels (account_id, type, name, config, secrets, provider_key)
+        """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key)
            VALUES ($1, 'telegram', 'bot', $2, $3, '7012345678') RETURNING id""",
         account_id, {"mode": "webhook", "bot_id": 7012345678},
-        {"bot_token": "7012345678:AAtest", "webhook_secret": TELEGRAM_SECRET},
+        seal({"bot_token": "7012345678:AAtest", "webhook_secret": TELEGRAM_SECRET}),
     )
     # A PBX nobody listens for (setup hooks get "connection refused" at once), marked as connected
     # so that click-to-call requests go as deep as the API allows.
     ast = await pool.fetchval(
-        """INSERT INTO channels (account_id, type, name, config, secrets, provider_key, state)
+        """INSERT INTO channels (account_id, type, name, config, secrets_enc, provider_key, state)
            VALUES ($1, 'asterisk', 'pbx', $2, $3, 'pbx', $4) RETURNING id""",
         account_id, {"host": "127.0.0.1", "port": free_port(), "username": "gw", "agent_pattern": r"PJSIP/\d+"},
-        {"secret": "ami-sekrit"}, {"ami": {"status": "connected"}},
+        seal({"secret": "ami-sekrit"}), {"ami": {"status": "connected"}},
     )
     async with FakeBotApi().running() as bot_api, run_server(
         db_url, gateway_workers=False, telegram_api_base=bot_api.url, **settings
