@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
 from gateway import api as rest_api
-from gateway import asterisk_runtime, health, inbox_page, outbound_worker, telegram_runtime, ws, ws_hub
+from gateway import asterisk_runtime, health, inbox_page, outbound_worker, pipeline, telegram_runtime, ws, ws_hub
 from gateway.api import calls as calls_api
 from gateway.api import media as media_api
 from gateway.api._common import http_exception_handler
@@ -49,8 +49,9 @@ def _routes() -> list[BaseRoute]:
 
 
 def _installers() -> list[Installer]:
-    return [whatsapp_webhooks.install, telegram_runtime.install, asterisk_runtime.install, install_media_worker,
-            outbound_worker.install, ws_hub.install, install_retention_worker]
+    # The group commit first: its stopper then runs last, once the workers no longer write.
+    return [pipeline.install, whatsapp_webhooks.install, telegram_runtime.install, asterisk_runtime.install,
+            install_media_worker, outbound_worker.install, ws_hub.install, install_retention_worker]
 
 
 def _make_broker(settings: Settings) -> Broker:
