@@ -1,0 +1,81 @@
+"""inbox.group_commit on a real PostgreSQL: many units of work, one transaction, each answered alone."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from inbox.group_commit import Committed, Staged, commit_batch
+from inbox.ingest import ingest_result, ingest_work
+from schema.enums import EventName, InboundStatus
+from schema.events import ParsedPayload, ParseError
+from tests.inbox.helpers import make_account_with_channel, text_message
+
+
+def _work(channel, key, *events, parsed=None):
+    return ingest_work(channel=channel, payload="{}", dedup_key=key,
+                       parsed=parsed if parsed is not None else ParsedPayload(events=events))
+
+
+async def test_one_batch_commits_each_unit_once_answers_each_alone_and_logs_gap_free_per_account(pool):
+    account_a, _, channel_a = await make_account_with_channel(pool, "a")
+    account_b, _, channel_b = await make_account_with_channel(pool, "b")
+
+    async def broken(conn: asyncpg.Connection) -> Staged[None]:
+        # Writes a row, then fails: its savepoint must take the row back with it.
+        await conn.execute(
+            "INSERT INTO inbound_events (account_id, channel_id, dedup_key, status, payload)"
+            " VALUES ($1, $2, 'broken', 'processed', '{}')", account_a, channel_a.id)
+        await conn.execute("SELECT 1 / 0")
+        raise AssertionError("unreachable")
+
+    works = [
+        _work(channel_a, "a1", text_message("wamid.a1", contact="491510000001")),
+        _work(channel_b, "b1", text_message("wamid.b1", contact="491510000002")),
+        broken,
+        _work(channel_a, "a1", text_message("wamid.a1", contact="491510000001")),  # same body again
+        _work(channel_a, "a2", text_message("wamid.a1", contact="491510000001")),  # same message, new body
+        _work(channel_a, "bad", parsed=ParseError("not a webhook")),
+        _work(channel_a, "a3", text_message("wamid.a3", contact="491510000001")),
+        _work(channel_b, "b2", text_message("wamid.b2", contact="491510000003")),
+    ]
+    outcomes = await commit_batch(pool, works)
+
+    assert isinstance(outcomes[2], asyncpg.DivisionByZeroError)
+    results = [None if isinstance(o, BaseException) else ingest_result(o) for o in outcomes]
+    a1, b1, _, dup, same_msg, bad, a3, b2 = results
+    assert a1.status == InboundStatus.PROCESSED and [e.event for e in a1.events] == [
+        EventName.CONVERSATION_CREATED, EventName.MESSAGE_CREATED]
+    assert dup.duplicate and dup.events == []
+    assert same_msg.status == InboundStatus.PROCESSED and same_msg.events == []
+    assert bad.status == InboundStatus.FAILED and bad.error == "not a webhook" and bad.events == []
+    assert [e.event for e in a3.events] == [EventName.CONVERSATION_UPDATED, EventName.MESSAGE_CREATED]
+    # Each account's seqs are gap-free, in the order of the batch.
+    assert [e.seq for e in a1.events + a3.events] == [1, 2, 3, 4]
+    assert [e.seq for e in b1.events + b2.events] == [1, 2, 3, 4]
+    assert all(e.account_id == account_b for e in b1.events + b2.events)
+
+    assert await pool.fetchval("SELECT count(*) FROM inbound_events WHERE dedup_key = 'broken'") == 0
+    statuses = dict(await pool.fetch("SELECT dedup_key, status FROM inbound_events"))
+    assert statuses == {"a1": "processed", "b1": "processed", "a2": "processed", "bad": "failed",
+                        "a3": "processed", "b2": "processed"}
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 4
+    for account, last in ((account_a, 4), (account_b, 4)):
+        seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM events WHERE account_id = $1 ORDER BY seq",
+                                                     account)]
+        assert seqs == list(range(1, last + 1))
+        assert await pool.fetchval("SELECT last_seq FROM accounts WHERE id = $1", account) == last
+
+
+async def test_a_lone_unit_that_fails_rolls_back_only_itself(pool):
+    account, _, channel = await make_account_with_channel(pool)
+
+    async def broken(conn: asyncpg.Connection) -> Staged[None]:
+        await conn.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", account)
+        await conn.execute("SELECT 1 / 0")
+        raise AssertionError("unreachable")
+
+    (outcome,) = await commit_batch(pool, [broken])
+    assert isinstance(outcome, asyncpg.DivisionByZeroError)
+    assert await pool.fetchval("SELECT name FROM accounts WHERE id = $1", account) == "acme"
+    (ok,) = await commit_batch(pool, [_work(channel, "k", text_message())])
+    assert isinstance(ok, Committed) and [e.seq for e in ok.records] == [1, 2]
