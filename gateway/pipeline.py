@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from gateway.context import AppContext
-from gateway.metrics import EVENTS_PUBLISHED, INBOUND, INGEST_SECONDS
+from gateway.metrics import COMMIT_BATCH_SIZE, EVENTS_PUBLISHED, INBOUND, INGEST_SECONDS
 from inbox.batcher import Batcher
 from inbox.channels import ChannelRow
 from inbox.eventlog import EventRecord
@@ -49,6 +49,7 @@ def install(ctx: AppContext) -> None:
 
 async def _commit_and_publish(ctx: AppContext, works: Sequence[Work]) -> list[Committed[Any] | BaseException]:
     outcomes = await commit_batch(ctx.pool, works)
+    COMMIT_BATCH_SIZE.observe(len(works))
     # One publish for the whole batch, in seq order per account (the order appended).
     await publish(ctx, [r for o in outcomes if isinstance(o, Committed) for r in o.records])
     return outcomes

@@ -156,17 +156,33 @@ def _cpu_per_1k(phase: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+async def _batch_totals(http: aiohttp.ClientSession, gateway_urls: list[str]) -> tuple[float, float]:
+    """(writes, batches) the gateways' group commit ran so far, from their /metrics."""
+    writes = batches = 0.0
+    for url in gateway_urls:
+        async with http.get(f"{url}/metrics") as resp:
+            for line in (await resp.text()).splitlines():
+                if line.startswith("igw_commit_batch_size_sum "):
+                    writes += float(line.split()[1])
+                elif line.startswith("igw_commit_batch_size_count "):
+                    batches += float(line.split()[1])
+    return writes, batches
+
+
 async def _load_phases(args: argparse.Namespace, db: ScratchDatabase, sub: Subscriber, meter: CpuMeter,
-                       targets: list[tuple[str, WebhookMaker]]) -> dict[str, Any]:
+                       targets: list[tuple[str, WebhookMaker]], gateway_urls: list[str]) -> dict[str, Any]:
     backends = BackendCpu(db.admin_dsn, db.name)
     connector = aiohttp.TCPConnector(limit=max(256, args.concurrency))
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
         poster = Poster(http, targets)
         warmup = await _phase(sub, meter, backends, args.drain_timeout,
                               closed_loop(poster, concurrency=args.concurrency, count=args.contacts))
+        before = await _batch_totals(http, gateway_urls)
         saturation = await _phase(sub, meter, backends, args.drain_timeout,
                                   closed_loop(poster, concurrency=args.concurrency, seconds=args.saturation_seconds),
                                   WaitSampler(db.admin_dsn, db.name))
+        writes, batches = (a - b for a, b in zip(await _batch_totals(http, gateway_urls), before, strict=True))
+        saturation["mean_commit_batch"] = round(writes / batches, 2) if batches else None
         if not saturation.get("events_per_s"):
             raise RuntimeError(f"no event reached the subscriber at saturation: {saturation}")
         rate = saturation["events_per_s"] * args.latency_fraction
@@ -200,7 +216,7 @@ async def _scenario(args: argparse.Namespace, db: ScratchDatabase, index: int, a
         sub = await Subscriber.start([gw.ws_url for gw in gws], tokens, dict(os.environ))
         try:
             pids = {f"gateway{i}": gw.pid for i, gw in enumerate(gws)} | {"subscriber": sub.proc.pid}
-            phases = await _load_phases(args, db, sub, CpuMeter(pids), targets)
+            phases = await _load_phases(args, db, sub, CpuMeter(pids), targets, [gw.url for gw in gws])
         finally:
             frames = await sub.stop()
     posted = sum(phases[p]["processed"] for p in ("warmup", "saturation", "latency"))
@@ -271,7 +287,8 @@ def lines(result: dict[str, Any]) -> list[str]:
         out += [
             figure_line(f"ingest.saturation{suffix}", rate, "events/s",
                         f"{where}; closed loop, {sat['senders']} senders, {sat['delivered']} events in "
-                        f"{sat.get('seconds')} s, {cores} cores; {_ratio(rate, realistic)} realistic asyncpg, "
+                        f"{sat.get('seconds')} s, {cores} cores, mean batch {sat.get('mean_commit_batch')}; "
+                        f"{_ratio(rate, realistic)} realistic asyncpg, "
                         f"{_ratio(rate, starlette)} Starlette"),
             figure_line(f"ingest.latency.p50{suffix}", lat.get("latency_ms", {}).get("p50"), "ms",
                         f"POST start → message.created frame, open loop at {lat['rate']} events/s"),
