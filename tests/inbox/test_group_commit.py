@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from inbox.group_commit import Committed, Staged, commit_batch
@@ -79,3 +81,35 @@ async def test_a_lone_unit_that_fails_rolls_back_only_itself(pool):
     assert await pool.fetchval("SELECT name FROM accounts WHERE id = $1", account) == "acme"
     (ok,) = await commit_batch(pool, [_work(channel, "k", text_message())])
     assert isinstance(ok, Committed) and [e.seq for e in ok.records] == [1, 2]
+
+
+async def test_a_database_outage_fails_every_write_of_the_batch_and_nothing_is_half_stored(db_url, pool, db_proxy):
+    from gateway.http import DB_UNAVAILABLE  # what the gateway answers 503 for
+    from inbox.batcher import Batcher
+    from inbox.db import create_pool
+    from tests.tcp_proxy import through
+
+    _, _, channel = await make_account_with_channel(pool)
+    proxied = await create_pool(through(db_url, db_proxy.port), min_size=1, max_size=2)
+    batcher: Batcher = Batcher(lambda works: commit_batch(proxied, works))
+    try:
+        works = [_work(channel, f"k{i}", text_message(f"wamid.{i}", contact=f"4915100000{i:02d}")) for i in range(6)]
+        await db_proxy.cut()
+        outcomes = await asyncio.gather(*(batcher.submit(w) for w in works), return_exceptions=True)
+        assert all(isinstance(o, DB_UNAVAILABLE) for o in outcomes), outcomes
+        assert await pool.fetchval("SELECT count(*) FROM inbound_events") == 0
+
+        await db_proxy.start()
+        # The provider redelivers; a stale pooled connection may fail once more.
+        async with asyncio.timeout(15):
+            while True:
+                outcomes = await asyncio.gather(*(batcher.submit(w) for w in works), return_exceptions=True)
+                if not any(isinstance(o, BaseException) for o in outcomes):
+                    break
+        assert all(isinstance(o, Committed) for o in outcomes)
+    finally:
+        await batcher.close(5)
+        await proxied.close()
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 6
+    seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM events ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1))
