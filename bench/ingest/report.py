@@ -51,6 +51,19 @@ def software() -> dict[str, Any]:
     }
 
 
+async def postgres_settings(dsn: str) -> dict[str, str]:
+    """The server settings that bound commit rates, for every result."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "commit_delay",
+                 "full_page_writes", "wal_level", "shared_buffers", "max_wal_size", "max_connections")
+        return {n: str(await conn.fetchval(f"SHOW {n}")) for n in names}
+    finally:
+        await conn.close()
+
+
 async def redis_reachable(url: str) -> bool:
     from redis.asyncio import Redis
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 
 from bench.ingest.baselines import bare_starlette, raw_asyncpg, raw_asyncpg_realistic, raw_websockets
 from bench.ingest.database import DEFAULT_ADMIN_URL, ScratchDatabase, scratch_database
@@ -44,7 +43,7 @@ from bench.ingest.gateway_proc import (
     running_gateways,
 )
 from bench.ingest.load import Poster, Sent, closed_loop, open_loop, summarise
-from bench.ingest.report import figure_line, machine, redis_reachable, software, write_result
+from bench.ingest.report import figure_line, machine, postgres_settings, redis_reachable, software, write_result
 from bench.ingest.stats import BackendCpu, CpuMeter, WaitSampler
 from bench.ingest.subscriber import Subscriber
 from bench.ingest.webhooks import WebhookMaker
@@ -96,16 +95,6 @@ def scenario_key(accounts: int, processes: int) -> str:
     """Suffix of the printed figure names: none for the 1 account, 1 process run (the names kept from before)."""
     parts = ([f"accounts{accounts}"] if accounts != 1 else []) + ([f"gateways{processes}"] if processes != 1 else [])
     return ".".join(parts)
-
-
-async def _postgres_settings(dsn: str) -> dict[str, str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "commit_delay",
-                 "full_page_writes", "wal_level", "shared_buffers", "max_wal_size", "max_connections")
-        return {n: str(await conn.fetchval(f"SHOW {n}")) for n in names}
-    finally:
-        await conn.close()
 
 
 async def _phase(sub: Subscriber, meter: CpuMeter, backends: BackendCpu, drain_timeout: float, run: Any,
@@ -240,7 +229,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         runs = [(a, p) for a, p in runs if p == 1]
     gateway: dict[str, Any] = {}
     async with scratch_database(args.database_url) as db:
-        postgres = await _postgres_settings(db.dsn) | {"where": db.where}
+        postgres = await postgres_settings(db.dsn) | {"where": db.where}
         for index, (accounts, processes) in enumerate(runs):
             gateway[f"{accounts}x{processes}"] = await _scenario(args, db, index, accounts, processes)
         frame_size = next((g["subscriber"].get("mean_event_frame_bytes") for g in gateway.values()), None) or 1000
