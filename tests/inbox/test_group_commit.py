@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import asyncpg
 
@@ -113,3 +114,35 @@ async def test_a_database_outage_fails_every_write_of_the_batch_and_nothing_is_h
     assert await pool.fetchval("SELECT count(*) FROM messages") == 6
     seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM events ORDER BY seq")]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_two_batches_that_deadlock_each_commit_every_unit(pool, caplog):
+    caplog.set_level(logging.INFO, logger="inbox.group_commit")
+    from inbox.eventlog import PendingEvent
+    from schema.enums import EventName as Name
+
+    account_a, _, _ = await make_account_with_channel(pool, "a")
+    account_b, _, _ = await make_account_with_channel(pool, "b")
+    locked = {account_a: asyncio.Event(), account_b: asyncio.Event()}
+
+    def locker(first: int, then: int | None):
+        # Locks ``first``, waits until the other batch locked ``then``'s row, then locks it too.
+        async def work(conn: asyncpg.Connection) -> Staged[int]:
+            await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", first)
+            if then is not None:
+                locked[first].set()
+                await locked[then].wait()
+            return Staged(first, first, [PendingEvent(Name.CONVERSATION_UPDATED, None, {"by": first})])
+        return work
+
+    one = [locker(account_a, account_b), locker(account_b, None)]
+    two = [locker(account_b, account_a), locker(account_a, None)]
+    async with asyncio.timeout(30):
+        first, second = await asyncio.gather(commit_batch(pool, one), commit_batch(pool, two))
+    # PostgreSQL broke the deadlock by failing one batch; its units were committed one by one.
+    assert "DeadlockDetectedError" in caplog.text and "committing each alone" in caplog.text
+    assert all(isinstance(o, Committed) for o in first + second), first + second
+    for account in (account_a, account_b):
+        seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM events WHERE account_id = $1 ORDER BY seq",
+                                                     account)]
+        assert seqs == [1, 2]
