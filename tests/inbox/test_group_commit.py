@@ -7,11 +7,16 @@ import logging
 
 import asyncpg
 
+from gateway.http import DB_UNAVAILABLE  # what the gateway answers 503 for
+from inbox.batcher import Batcher
+from inbox.db import create_pool
+from inbox.eventlog import PendingEvent
 from inbox.group_commit import Committed, Staged, commit_batch
 from inbox.ingest import ingest_result, ingest_work
 from schema.enums import EventName, InboundStatus
 from schema.events import ParsedPayload, ParseError
 from tests.inbox.helpers import make_account_with_channel, text_message
+from tests.tcp_proxy import through
 
 
 def _work(channel, key, *events, parsed=None):
@@ -85,11 +90,6 @@ async def test_a_lone_unit_that_fails_rolls_back_only_itself(pool):
 
 
 async def test_a_database_outage_fails_every_write_of_the_batch_and_nothing_is_half_stored(db_url, pool, db_proxy):
-    from gateway.http import DB_UNAVAILABLE  # what the gateway answers 503 for
-    from inbox.batcher import Batcher
-    from inbox.db import create_pool
-    from tests.tcp_proxy import through
-
     _, _, channel = await make_account_with_channel(pool)
     proxied = await create_pool(through(db_url, db_proxy.port), min_size=1, max_size=2)
     batcher: Batcher = Batcher(lambda works: commit_batch(proxied, works))
@@ -118,9 +118,6 @@ async def test_a_database_outage_fails_every_write_of_the_batch_and_nothing_is_h
 
 async def test_two_batches_that_deadlock_each_commit_every_unit(pool, caplog):
     caplog.set_level(logging.INFO, logger="inbox.group_commit")
-    from inbox.eventlog import PendingEvent
-    from schema.enums import EventName as Name
-
     account_a, _, _ = await make_account_with_channel(pool, "a")
     account_b, _, _ = await make_account_with_channel(pool, "b")
     locked = {account_a: asyncio.Event(), account_b: asyncio.Event()}
@@ -132,7 +129,7 @@ async def test_two_batches_that_deadlock_each_commit_every_unit(pool, caplog):
             if then is not None:
                 locked[first].set()
                 await locked[then].wait()
-            return Staged(first, first, [PendingEvent(Name.CONVERSATION_UPDATED, None, {"by": first})])
+            return Staged(first, first, [PendingEvent(EventName.CONVERSATION_UPDATED, None, {"by": first})])
         return work
 
     one = [locker(account_a, account_b), locker(account_b, None)]
