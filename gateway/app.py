@@ -30,6 +30,7 @@ from gateway import (
     inbox_page,
     key_revocation,
     outbound_worker,
+    pipeline,
     telegram_runtime,
     ws,
     ws_hub,
@@ -69,8 +70,10 @@ def _routes() -> list[BaseRoute]:
 
 
 def _installers() -> list[Installer]:
-    return [whatsapp_webhooks.install, telegram_runtime.install, asterisk_runtime.install, install_media_worker,
-            outbound_worker.install, ws_hub.install, key_revocation.install, install_retention_worker]
+    # The group commit first: its stopper then runs last, once the workers no longer write.
+    return [pipeline.install, whatsapp_webhooks.install, telegram_runtime.install, asterisk_runtime.install,
+            install_media_worker, outbound_worker.install, ws_hub.install, key_revocation.install,
+            install_retention_worker]
 
 
 def _make_broker(settings: Settings) -> Broker:

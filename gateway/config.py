@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # Bodies larger than this are refused with 413 before they are read whole.
     gateway_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     gateway_ws_queue_size: int = Field(default=1000, gt=0)
+    # Most writes (webhooks, call changes) committed in one transaction by the group commit.
+    gateway_commit_batch: int = Field(default=64, gt=0)
     # Seconds between checks of each live account's latest seq against what its
     # sockets got: catches events whose publish was lost (writer crash, Redis outage).
     gateway_ws_check_interval: float = Field(default=1.0, gt=0)

@@ -16,3 +16,8 @@ INGEST_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 EVENTS_PUBLISHED = Counter("igw_events_published_total", "Events published to the broker after commit.")
+COMMIT_BATCH_SIZE = Histogram(
+    "igw_commit_batch_size",
+    "Writes committed together in one transaction by the group commit.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)

@@ -1,21 +1,69 @@
-"""Commit, then publish: the only way provider traffic enters the inbox."""
+"""Commit, then publish: the only way provider traffic enters the inbox.
+
+Concurrent writers of one process are committed together (group commit): one
+``Batcher`` per process gathers whatever units of work are waiting while the
+previous batch commits, ``inbox.group_commit`` runs them in one transaction
+(one seq update per account, one COMMIT), the batch's events are published in
+seq order, and only then is each caller answered with its own outcome.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any, cast
 
 from gateway.context import AppContext
 from gateway.logs import EVENT_SEQ
-from gateway.metrics import EVENTS_PUBLISHED, INBOUND, INGEST_SECONDS
+from gateway.metrics import COMMIT_BATCH_SIZE, EVENTS_PUBLISHED, INBOUND, INGEST_SECONDS
+from inbox.batcher import Batcher
 from inbox.channels import ChannelRow
-from inbox.db import acquire
 from inbox.eventlog import EventRecord
-from inbox.ingest import IngestResult, apply_events, ingest_payload
+from inbox.group_commit import Committed, Work, commit_batch
+from inbox.ingest import IngestResult, apply_work, ingest_result, ingest_work
 from schema.events import NormalizedEvent, ParsedPayload, ParseError
 
 log = logging.getLogger(__name__)
+
+_BATCHER = "group_commit"
+# Shutdown: how long queued writes may still take to commit.
+STOP_TIMEOUT = 10.0
+
+GroupCommitter = Batcher[Work, Committed[Any]]
+
+
+def install(ctx: AppContext) -> None:
+    """One batcher per process; started lazily by its first write, stopped after the workers."""
+
+    async def run(works: Sequence[Work]) -> list[Committed[Any] | BaseException]:
+        return await _commit_and_publish(ctx, works)
+
+    batcher: GroupCommitter = Batcher(run, max_batch=ctx.settings.gateway_commit_batch, name="group-commit")
+    ctx.extras[_BATCHER] = batcher
+
+    async def stop(ctx: AppContext) -> None:
+        await batcher.close(STOP_TIMEOUT)
+
+    ctx.extras.setdefault("stoppers", []).append(stop)
+
+
+async def _commit_and_publish(ctx: AppContext, works: Sequence[Work]) -> list[Committed[Any] | BaseException]:
+    outcomes = await commit_batch(ctx.pool, works)
+    COMMIT_BATCH_SIZE.observe(len(works))
+    # One publish for the whole batch, in seq order per account (the order appended).
+    await publish(ctx, [r for o in outcomes if isinstance(o, Committed) for r in o.records])
+    return outcomes
+
+
+async def _commit(ctx: AppContext, work: Work) -> Committed[Any]:
+    batcher = cast("GroupCommitter | None", ctx.extras.get(_BATCHER))
+    if batcher is None:  # a context without the app's lifespan (workers under test)
+        (outcome,) = await _commit_and_publish(ctx, [work])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+    return await batcher.submit(work)
 
 
 async def ingest(
@@ -26,21 +74,20 @@ async def ingest(
     dedup_key: str | None,
     parsed: ParsedPayload | ParseError,
 ) -> IngestResult:
+    """Store and apply one provider request; returns once it is committed and its events published."""
     started = time.perf_counter()
-    result = await ingest_payload(ctx.pool, channel=channel, payload=payload, dedup_key=dedup_key, parsed=parsed)
+    committed = await _commit(ctx, ingest_work(channel=channel, payload=payload, dedup_key=dedup_key, parsed=parsed))
+    result = ingest_result(committed)
     INGEST_SECONDS.labels(channel.type).observe(time.perf_counter() - started)
     INBOUND.labels(channel.type, "duplicate" if result.duplicate else str(result.status)).inc()
-    await publish(ctx, result.events)
     return result
 
 
 async def apply_and_publish(
     ctx: AppContext, *, channel: ChannelRow, events: Sequence[NormalizedEvent]
 ) -> list[EventRecord]:
-    async with acquire(ctx.pool) as conn, conn.transaction():
-        records = await apply_events(conn, channel=channel, events=events)
-    await publish(ctx, records)
-    return records
+    committed = await _commit(ctx, apply_work(channel=channel, events=events))
+    return committed.records
 
 
 async def publish(ctx: AppContext, records: Sequence[EventRecord]) -> None:

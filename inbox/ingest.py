@@ -1,10 +1,12 @@
 """Ingest: provider payloads in, committed rows and events out (DESIGN §5).
 
-``ingest_payload`` does everything for one provider request in ONE
-transaction: the raw payload is stored in ``inbound_events`` (unique per
-channel + dedup key, which makes re-deliveries no-ops), every normalised event
-is applied, and the resulting events are logged. The caller acknowledges the
-provider only after this returns, and publishes ``IngestResult.events``.
+``ingest_work`` is everything for one provider request: the raw payload is
+stored in ``inbound_events`` (unique per channel + dedup key, which makes
+re-deliveries no-ops), every normalised event is applied, and the resulting
+events are staged for the log. ``inbox.group_commit`` runs it in a savepoint
+of a batch transaction shared with other concurrent requests
+(``ingest_payload`` runs one alone). The caller acknowledges the provider only
+after its batch committed, and publishes ``IngestResult.events``.
 
 A payload that authenticated but cannot be normalised or applied is kept as a
 dead letter (status ``failed``) with the error; ``replay_failed`` re-processes
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 
 from inbox.channels import ChannelRow, find_by_provider_key, get_channel_any_account
 from inbox.db import acquire
 from inbox.eventlog import EventRecord, PendingEvent, append
+from inbox.group_commit import RETRYABLE, Committed, Staged, Work, commit_batch
 from inbox.identities import apply_identity_change
 from inbox.messages import apply_message, apply_pending, apply_unreachable, apply_update
 from schema.enums import InboundStatus
@@ -36,7 +39,16 @@ from schema.events import (
 )
 from schema.text import storable, storable_text
 
-__all__ = ["IngestResult", "apply_events", "apply_pending", "ingest_payload", "replay_failed"]
+__all__ = [
+    "IngestResult",
+    "apply_events",
+    "apply_pending",
+    "apply_work",
+    "ingest_payload",
+    "ingest_result",
+    "ingest_work",
+    "replay_failed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +113,19 @@ async def apply_events(
     return await append(conn, channel.account_id, pending)
 
 
+def apply_work(*, channel: ChannelRow, events: Sequence[NormalizedEvent]) -> Work:
+    """``apply_events`` as a unit of a group commit: its value is None, its records the logged events."""
+
+    async def work(conn: asyncpg.Connection) -> Staged[None]:
+        pending: list[PendingEvent] = []
+        for ev in events:
+            target = await _route(conn, channel, ev.channel_key)
+            pending.extend(await _apply_one(conn, target, ev))
+        return Staged(None, channel.account_id, pending)
+
+    return work
+
+
 async def _process(
     conn: asyncpg.Connection, channel: ChannelRow, parsed: ParsedPayload | ParseError
 ) -> tuple[InboundStatus, str | None, list[PendingEvent]]:
@@ -119,7 +144,7 @@ async def _process(
             async with conn.transaction():
                 target = await _route(conn, channel, ev.channel_key)
                 pending.extend(await _apply_one(conn, target, ev))
-        except _TRANSPORT_ERRORS:
+        except (*_TRANSPORT_ERRORS, *RETRYABLE):  # not the payload's fault: the batch is retried
             raise
         except Exception as exc:  # a bug or an unexpected payload shape: keep it as a dead letter
             log.warning("inbound event on channel %s could not be applied: %r", channel.id, exc)
@@ -127,6 +152,38 @@ async def _process(
     if errors:
         return InboundStatus.FAILED, storable_text("; ".join(errors)), pending
     return InboundStatus.PROCESSED, None, pending
+
+
+def ingest_work(
+    *, channel: ChannelRow, payload: str, dedup_key: str | None, parsed: ParsedPayload | ParseError
+) -> Work:
+    """One provider request as a unit of a group commit; ``ingest_result`` makes its answer."""
+
+    async def work(conn: asyncpg.Connection) -> Staged[IngestResult]:
+        # Stored as processed up front: the common case then needs no second statement.
+        inbound_id = await conn.fetchval(
+            """INSERT INTO inbound_events (account_id, channel_id, dedup_key, status, payload, processed_at)
+               VALUES ($1, $2, $3, 'processed', $4, now())
+               ON CONFLICT (channel_id, dedup_key) DO NOTHING RETURNING id""",
+            channel.account_id,
+            channel.id,
+            dedup_key,
+            payload,
+        )
+        if inbound_id is None:
+            return Staged(IngestResult(None, None, True, []), channel.account_id)
+        status, error, pending = await _process(conn, channel, parsed)
+        if status != InboundStatus.PROCESSED or error is not None:
+            await conn.execute(
+                "UPDATE inbound_events SET status = $2, error = $3 WHERE id = $1", inbound_id, str(status), error
+            )
+        return Staged(IngestResult(inbound_id, status, False, [], error), channel.account_id, pending)
+
+    return work
+
+
+def ingest_result(committed: Committed[IngestResult]) -> IngestResult:
+    return replace(committed.value, events=committed.records)
 
 
 async def ingest_payload(
@@ -137,27 +194,13 @@ async def ingest_payload(
     dedup_key: str | None,
     parsed: ParsedPayload | ParseError,
 ) -> IngestResult:
-    async with acquire(pool) as conn, conn.transaction():
-        inbound_id = await conn.fetchval(
-            """INSERT INTO inbound_events (account_id, channel_id, dedup_key, status, payload)
-               VALUES ($1, $2, $3, 'processed', $4)
-               ON CONFLICT (channel_id, dedup_key) DO NOTHING RETURNING id""",
-            channel.account_id,
-            channel.id,
-            dedup_key,
-            payload,
-        )
-        if inbound_id is None:
-            return IngestResult(None, None, True, [])
-        status, error, pending = await _process(conn, channel, parsed)
-        await conn.execute(
-            "UPDATE inbound_events SET status = $2, error = $3, processed_at = now() WHERE id = $1",
-            inbound_id,
-            str(status),
-            error,
-        )
-        records = await append(conn, channel.account_id, pending)
-    return IngestResult(inbound_id, status, False, records, error)
+    """Ingest one request in a transaction of its own (the gateway batches them: ``gateway.pipeline``)."""
+    (outcome,) = await commit_batch(
+        pool, [ingest_work(channel=channel, payload=payload, dedup_key=dedup_key, parsed=parsed)]
+    )
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return ingest_result(outcome)
 
 
 Parser = Callable[[ChannelRow, str], ParsedPayload]

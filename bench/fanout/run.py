@@ -43,6 +43,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from bench.fanout.procs import REPO, Server, gateway_server, open_clients, raw_server
+from bench.ingest.report import postgres_settings, software
 from gateway.redis_broker import RedisBroker
 from inbox.accounts import create_account
 from inbox.db import create_pool
@@ -213,6 +214,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     prefix = f"igwbench:{secrets.token_hex(4)}"
     results: list[dict[str, Any]] = []
     async with bench_database(args.database_url) as db_url:
+        postgres = await postgres_settings(db_url)
         pool = await create_pool(db_url, max_size=4)
         redis = aioredis.Redis.from_url(args.redis_url)
         broker = RedisBroker(args.redis_url, prefix=prefix)
@@ -251,6 +253,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
             "open_files_limit": limit,
         },
+        "software": software(),
+        "postgres": postgres,
         "settings": {k: v for k, v in vars(args).items() if k not in ("database_url", "out")},
         "results": results,
     }

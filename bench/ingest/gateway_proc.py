@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -51,7 +50,7 @@ RUN_SECRET_KEY = Fernet.generate_key().decode()
 
 
 def gateway_env(database_url: str, *, port: int, data_dir: Path, redis_url: str | None,
-                log_level: str) -> dict[str, str]:
+                log_level: str, redis_prefix: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
         DATABASE_URL=database_url,
@@ -63,6 +62,8 @@ def gateway_env(database_url: str, *, port: int, data_dir: Path, redis_url: str 
     )
     if redis_url:
         env["REDIS_URL"] = redis_url
+        # Its own channels on a Redis that others (test suites) may share.
+        env["GATEWAY_REDIS_PREFIX"] = redis_prefix or f"bench-{secrets.token_hex(4)}"
     # DATABASE_URL is set, so serve needs a key; one per run, shared by every gateway process of the run.
     env.setdefault("GATEWAY_SECRET_KEY", RUN_SECRET_KEY)
     return env
@@ -81,12 +82,27 @@ async def _wait_ready(url: str, proc: asyncio.subprocess.Process, seconds: float
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(database_url: str, *, redis_url: str | None = None,
-                          log_level: str = "warning") -> AsyncIterator[Gateway]:
+async def running_gateways(database_url: str, count: int, *, redis_url: str | None = None,
+                           log_level: str = "warning") -> AsyncIterator[list[Gateway]]:
+    """``count`` gateway processes on one database; more than one need ``redis_url`` (one shared prefix)."""
+    if count > 1 and not redis_url:
+        raise RuntimeError("several gateway processes need Redis")
+    prefix = f"bench-{secrets.token_hex(4)}"
+    async with contextlib.AsyncExitStack() as stack:
+        gateways = []
+        for _ in range(count):  # one after the other: each migrates the database at start
+            gateways.append(await stack.enter_async_context(
+                running_gateway(database_url, redis_url=redis_url, log_level=log_level, redis_prefix=prefix)))
+        yield gateways
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(database_url: str, *, redis_url: str | None = None, log_level: str = "warning",
+                          redis_prefix: str | None = None) -> AsyncIterator[Gateway]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-gw-") as data_dir:
         env = gateway_env(database_url, port=port, data_dir=Path(data_dir), redis_url=redis_url,
-                          log_level=log_level)
+                          log_level=log_level, redis_prefix=redis_prefix)
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "serve", env=env,
                                                     cwd=REPO_ROOT)
         try:
@@ -101,19 +117,6 @@ async def running_gateway(database_url: str, *, redis_url: str | None = None,
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
-
-
-async def create_account(gateway: Gateway, name: str = "bench") -> tuple[int, str]:
-    """Through the CLI, as an operator would: ``inbox-gateway account create NAME --json``."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "account", "create", name, "--json",
-        env=gateway.env, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"account create failed ({proc.returncode}): {err.decode().strip()}")
-    created = json.loads(out.decode().strip().splitlines()[-1])
-    return int(created["account_id"]), str(created["api_key"])
 
 
 async def create_whatsapp_channel(gateway: Gateway, account_id: int, api_key: str,
@@ -133,3 +136,15 @@ async def create_whatsapp_channel(gateway: Gateway, account_id: int, api_key: st
         if resp.status != 201:
             raise RuntimeError(f"POST /api/v1/channels answered {resp.status}: {answer}")
     return BenchChannel(account_id, api_key, int(answer["id"]), phone_number_id, APP_SECRET)
+
+
+async def create_accounts(database_url: str, names: list[str]) -> list[tuple[int, str]]:
+    """Many accounts at once, straight into the database (the CLI starts a process per account)."""
+    from inbox.accounts import create_account as create_in_db  # the project's own code, as the CLI runs it
+    from inbox.db import connect
+
+    conn = await connect(database_url)
+    try:
+        return [await create_in_db(conn, name) for name in names]
+    finally:
+        await conn.close()

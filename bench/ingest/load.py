@@ -4,6 +4,7 @@ saturation rate, open loop (a fixed schedule, whatever the answers do) for laten
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections import Counter
@@ -25,14 +26,21 @@ class Sent:
 
 
 class Poster:
-    def __init__(self, http: aiohttp.ClientSession, url: str, maker: WebhookMaker) -> None:
-        self.http = http
-        self.url = url
-        self.maker = maker
+    """Posts to its targets in turn: (webhook URL, maker of that channel's webhooks) pairs, one per
+    account and gateway process, so consecutive posts go to different accounts and processes."""
 
-    async def post(self, hook: SignedWebhook, start_ns: int) -> Sent:
+    def __init__(self, http: aiohttp.ClientSession, targets: list[tuple[str, WebhookMaker]]) -> None:
+        self.http = http
+        self.targets = targets
+        self._turn = itertools.count()
+
+    def next(self) -> tuple[str, SignedWebhook]:
+        url, maker = self.targets[next(self._turn) % len(self.targets)]
+        return url, maker.next()
+
+    async def post(self, url: str, hook: SignedWebhook, start_ns: int) -> Sent:
         try:
-            async with self.http.post(self.url, data=hook.body, headers=hook.headers) as resp:
+            async with self.http.post(url, data=hook.body, headers=hook.headers) as resp:
                 raw = await resp.read()
                 outcome = str(json.loads(raw).get("status")) if resp.status == 200 else f"http {resp.status}"
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -51,8 +59,8 @@ async def closed_loop(poster: Poster, *, concurrency: int, seconds: float | None
         nonlocal started
         while (deadline is None or time.monotonic_ns() < deadline) and (count is None or started < count):
             started += 1
-            hook = poster.maker.next()
-            sent.append(await poster.post(hook, time.monotonic_ns()))
+            url, hook = poster.next()
+            sent.append(await poster.post(url, hook, time.monotonic_ns()))
 
     await asyncio.gather(*(sender() for _ in range(concurrency)))
     return sent
@@ -73,7 +81,7 @@ async def open_loop(poster: Poster, *, rate: float, seconds: float) -> tuple[lis
         if delay > 0:
             await asyncio.sleep(delay / 1e9)
         max_lag = max(max_lag, time.monotonic_ns() - due)
-        tasks.append(asyncio.create_task(poster.post(poster.maker.next(), due)))
+        tasks.append(asyncio.create_task(poster.post(*poster.next(), due)))
     return list(await asyncio.gather(*tasks)), max_lag / 1e6
 
 

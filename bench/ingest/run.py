@@ -1,16 +1,21 @@
 """``python -m bench.ingest``: the ingest benchmark of DESIGN §10.
 
 Steps, in one run:
-1. create a scratch database (local PostgreSQL, else embedded) and start ``python -m gateway serve`` on it;
-2. create an account with the CLI and a WhatsApp channel through the REST API;
-3. start a WS subscriber process on topic ``account``;
-4. warm up: one text from each bench contact (creates contacts and conversations);
-5. saturation: N senders in a closed loop for a while → events/s (POST start to the last
-   ``message.created`` frame);
-6. latency: an open loop at half that rate → p50/p99 from POST start to the ``message.created`` frame;
-7. stop the gateway; raw baselines on the same machine: asyncpg INSERT transactions/s with the same
-   concurrency, and a ``websockets`` server broadcasting to one client;
-8. print one line per figure, write JSON under ``bench/results/``, drop the database.
+1. create a scratch database (local PostgreSQL, else embedded);
+2. for each scenario (accounts × gateway processes; default 1×1, 20×1, 1×2 and 20×2, two processes
+   sharing Redis): start ``python -m gateway serve`` (as many as the scenario has), create the
+   accounts and one WhatsApp channel each through the REST API, start a WS subscriber process with
+   one socket per account on topic ``account``; then
+   a. warm up: one text from each bench contact (creates contacts and conversations);
+   b. saturation: N senders in a closed loop for a while, posts spread over accounts and processes
+      → events/s (POST start to the last ``message.created`` frame), CPU per 1,000 events;
+   c. latency: an open loop at half that rate → p50/p99 from POST start to the frame;
+   and stop the gateways;
+3. baselines on the same machine: a bare Starlette endpoint with the same bodies and closed loop
+   (req/s), raw asyncpg with the same concurrency — one INSERT transaction per event, and the
+   realistic per-event transaction (contact, conversation, message, event with the seq update) —
+   and a ``websockets`` server broadcasting to one client;
+4. print one line per figure, write JSON under ``bench/results/``, drop the database.
 """
 
 from __future__ import annotations
@@ -27,13 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 
-from bench.ingest.baselines import raw_asyncpg, raw_websockets
+from bench.ingest.baselines import bare_starlette, raw_asyncpg, raw_asyncpg_realistic, raw_websockets
 from bench.ingest.database import DEFAULT_ADMIN_URL, ScratchDatabase, scratch_database
-from bench.ingest.gateway_proc import REPO_ROOT, create_account, create_whatsapp_channel, running_gateway
+from bench.ingest.gateway_proc import (
+    PHONE_NUMBER_ID,
+    REPO_ROOT,
+    create_accounts,
+    create_whatsapp_channel,
+    running_gateways,
+)
 from bench.ingest.load import Poster, Sent, closed_loop, open_loop, summarise
-from bench.ingest.report import figure_line, machine, write_result
+from bench.ingest.report import figure_line, machine, postgres_settings, redis_reachable, software, write_result
 from bench.ingest.stats import BackendCpu, CpuMeter, WaitSampler
 from bench.ingest.subscriber import Subscriber
 from bench.ingest.webhooks import WebhookMaker
@@ -58,8 +68,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_ADMIN_URL),
                    help="where to create the scratch database (default $BENCH_DATABASE_URL, else "
                    f"{DEFAULT_ADMIN_URL}); an embedded PostgreSQL when it does not answer")
-    p.add_argument("--redis-url", default=None, help="run the gateway with this REDIS_URL (default: none, "
-                   "the in-process broker)")
+    p.add_argument("--scenarios", default="1x1,20x1,1x2,20x2",
+                   help="ACCOUNTSxPROCESSES, comma-separated (default 1x1,20x1,1x2,20x2); two or more processes "
+                   "share Redis")
+    p.add_argument("--redis-url", default=None, help="REDIS_URL for every scenario (default: one process uses "
+                   "the in-process broker; several use $BENCH_REDIS_URL, else redis://127.0.0.1:6379/0)")
     p.add_argument("--cpus", default=None, help="pin this run's processes (bench, gateway, subscriber, an "
                    "embedded PostgreSQL) to these CPUs, e.g. 0,1; a PostgreSQL service is not ours to pin")
     p.add_argument("--gateway-log-level", default="warning")
@@ -67,13 +80,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _postgres_settings(dsn: str) -> dict[str, str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
-        return {n: str(await conn.fetchval(f"SHOW {n}")) for n in names}
-    finally:
-        await conn.close()
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def scenarios(spec: str) -> list[tuple[int, int]]:
+    out = []
+    for part in spec.split(","):
+        accounts, _, processes = part.strip().partition("x")
+        out.append((int(accounts), int(processes or 1)))
+    return out
+
+
+def scenario_key(accounts: int, processes: int) -> str:
+    """Suffix of the printed figure names: none for the 1 account, 1 process run (the names kept from before)."""
+    parts = ([f"accounts{accounts}"] if accounts != 1 else []) + ([f"gateways{processes}"] if processes != 1 else [])
+    return ".".join(parts)
 
 
 async def _phase(sub: Subscriber, meter: CpuMeter, backends: BackendCpu, drain_timeout: float, run: Any,
@@ -113,17 +134,44 @@ async def _phase(sub: Subscriber, meter: CpuMeter, backends: BackendCpu, drain_t
     return summary
 
 
+def _cpu_per_1k(phase: dict[str, Any]) -> dict[str, float | None]:
+    """CPU seconds per 1,000 delivered events, from the phase's average cores and rate."""
+    rate, cores = phase.get("events_per_s"), phase.get("cpu_cores", {})
+    gateway = sum(v for k, v in cores.items() if k.startswith("gateway")) if cores else None
+    postgres = cores.get("postgres")
+    return {
+        "gateway": round(gateway / rate * 1000, 3) if rate and gateway is not None else None,
+        "postgres": round(postgres / rate * 1000, 3) if rate and postgres is not None else None,
+    }
+
+
+async def _batch_totals(http: aiohttp.ClientSession, gateway_urls: list[str]) -> tuple[float, float]:
+    """(writes, batches) the gateways' group commit ran so far, from their /metrics."""
+    writes = batches = 0.0
+    for url in gateway_urls:
+        async with http.get(f"{url}/metrics") as resp:
+            for line in (await resp.text()).splitlines():
+                if line.startswith("igw_commit_batch_size_sum "):
+                    writes += float(line.split()[1])
+                elif line.startswith("igw_commit_batch_size_count "):
+                    batches += float(line.split()[1])
+    return writes, batches
+
+
 async def _load_phases(args: argparse.Namespace, db: ScratchDatabase, sub: Subscriber, meter: CpuMeter,
-                       url: str, maker: WebhookMaker) -> dict[str, Any]:
+                       targets: list[tuple[str, WebhookMaker]], gateway_urls: list[str]) -> dict[str, Any]:
     backends = BackendCpu(db.admin_dsn, db.name)
     connector = aiohttp.TCPConnector(limit=max(256, args.concurrency))
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
-        poster = Poster(http, url, maker)
+        poster = Poster(http, targets)
         warmup = await _phase(sub, meter, backends, args.drain_timeout,
                               closed_loop(poster, concurrency=args.concurrency, count=args.contacts))
+        before = await _batch_totals(http, gateway_urls)
         saturation = await _phase(sub, meter, backends, args.drain_timeout,
                                   closed_loop(poster, concurrency=args.concurrency, seconds=args.saturation_seconds),
                                   WaitSampler(db.admin_dsn, db.name))
+        writes, batches = (a - b for a, b in zip(await _batch_totals(http, gateway_urls), before, strict=True))
+        saturation["mean_commit_batch"] = round(writes / batches, 2) if batches else None
         if not saturation.get("events_per_s"):
             raise RuntimeError(f"no event reached the subscriber at saturation: {saturation}")
         rate = saturation["events_per_s"] * args.latency_fraction
@@ -132,26 +180,37 @@ async def _load_phases(args: argparse.Namespace, db: ScratchDatabase, sub: Subsc
                                WaitSampler(db.admin_dsn, db.name))
     return {
         "warmup": {k: v for k, v in warmup.items() if k in ("posts", "processed", "delivered", "other_outcomes")},
-        "saturation": saturation | {"senders": args.concurrency},
+        "saturation": saturation | {"senders": args.concurrency, "cpu_s_per_1k_events": _cpu_per_1k(saturation)},
         "latency": latency | {"rate": round(rate, 1), "fraction_of_saturation": args.latency_fraction},
     }
 
 
-async def _gateway_phases(args: argparse.Namespace, db: ScratchDatabase) -> dict[str, Any]:
-    async with running_gateway(db.dsn, redis_url=args.redis_url, log_level=args.gateway_log_level) as gw:
-        account_id, api_key = await create_account(gw)
-        channel = await create_whatsapp_channel(gw, account_id, api_key)
-        maker = WebhookMaker(phone_number_id=channel.phone_number_id, app_secret=channel.app_secret,
-                             contacts=args.contacts)
-        url = f"{gw.url}/webhooks/whatsapp/{channel.channel_id}"
-        sub = await Subscriber.start(gw.ws_url, api_key, dict(os.environ))
+async def _scenario(args: argparse.Namespace, db: ScratchDatabase, index: int, accounts: int,
+                    processes: int) -> dict[str, Any]:
+    redis_url = args.redis_url or (os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL) if processes > 1 else None)
+    async with running_gateways(db.dsn, processes, redis_url=redis_url, log_level=args.gateway_log_level) as gws:
+        created = await create_accounts(db.dsn, [f"bench {index}.{a}" for a in range(accounts)])
+        # The same number of contacts in all: warm-up and rotation cost the same whatever the split.
+        per_account = max(1, args.contacts // accounts)
+        makers, tokens = [], []
+        for a, (account_id, api_key) in enumerate(created):
+            phone = str(int(PHONE_NUMBER_ID) + index * 1000 + a)
+            channel = await create_whatsapp_channel(gws[0], account_id, api_key, phone)
+            makers.append((channel, WebhookMaker(phone_number_id=phone, app_secret=channel.app_secret,
+                                                 contacts=per_account)))
+            tokens.append(api_key)
+        # Consecutive posts go to different accounts, then to the next process.
+        targets = [(f"{gw.url}/webhooks/whatsapp/{channel.channel_id}", maker)
+                   for gw in gws for channel, maker in makers]
+        sub = await Subscriber.start([gw.ws_url for gw in gws], tokens, dict(os.environ))
         try:
-            meter = CpuMeter({"gateway": gw.pid, "subscriber": sub.proc.pid})
-            phases = await _load_phases(args, db, sub, meter, url, maker)
+            pids = {f"gateway{i}": gw.pid for i, gw in enumerate(gws)} | {"subscriber": sub.proc.pid}
+            phases = await _load_phases(args, db, sub, CpuMeter(pids), targets, [gw.url for gw in gws])
         finally:
             frames = await sub.stop()
     posted = sum(phases[p]["processed"] for p in ("warmup", "saturation", "latency"))
-    return {"ws_extensions": sub.extensions} | phases | {
+    return {"accounts": accounts, "processes": processes, "redis": bool(redis_url),
+            "ws_extensions": sub.extensions} | phases | {
         "subscriber": frames | {
             "event_frames_per_message": round(frames.get("event_frames", 0) / posted, 2) if posted else None,
             "mean_event_frame_bytes": round(frames["event_bytes"] / frames["event_frames"])
@@ -163,45 +222,86 @@ async def _gateway_phases(args: argparse.Namespace, db: ScratchDatabase) -> dict
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = [round(v, 2) for v in os.getloadavg()]
+    runs = scenarios(args.scenarios)
+    wanted_redis = args.redis_url or os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    if any(p > 1 for _, p in runs) and not await redis_reachable(wanted_redis):
+        log.warning("Redis does not answer: skipping the scenarios with several gateway processes")
+        runs = [(a, p) for a, p in runs if p == 1]
+    gateway: dict[str, Any] = {}
     async with scratch_database(args.database_url) as db:
-        postgres = await _postgres_settings(db.dsn) | {"where": db.where}
-        gateway = await _gateway_phases(args, db)
-        frame_size = gateway["subscriber"].get("mean_event_frame_bytes") or 1000
+        postgres = await postgres_settings(db.dsn) | {"where": db.where}
+        for index, (accounts, processes) in enumerate(runs):
+            gateway[f"{accounts}x{processes}"] = await _scenario(args, db, index, accounts, processes)
+        frame_size = next((g["subscriber"].get("mean_event_frame_bytes") for g in gateway.values()), None) or 1000
         maker = WebhookMaker(phone_number_id="1", app_secret="raw", contacts=args.contacts)
         raw_pg = await raw_asyncpg(db.dsn, concurrency=args.concurrency, seconds=args.baseline_seconds,
                                    maker=maker)
+        realistic = await raw_asyncpg_realistic(db.dsn, concurrency=args.concurrency, seconds=args.baseline_seconds,
+                                                contacts=args.contacts, backends=BackendCpu(db.admin_dsn, db.name))
+    starlette = await bare_starlette(concurrency=args.concurrency, seconds=args.baseline_seconds,
+                                     contacts=args.contacts, env=dict(os.environ))
     raw_ws = await raw_websockets(count=args.ws_messages, size=frame_size, env=dict(os.environ))
     return {
         "benchmark": "ingest",
         "started_at": started,
-        "machine": machine() | {"load_average_before": load_before},
+        "machine": machine() | {"load_average_before": load_before, "load_average_after":
+                                [round(v, 2) for v in os.getloadavg()]},
+        "software": software(),
         "postgres": postgres,
         # URLs may carry passwords: only whether Redis was used.
-        "params": {k: v for k, v in vars(args).items() if k not in ("database_url", "results_dir", "redis_url")}
-        | {"redis": bool(args.redis_url)},
+        "params": {k: v for k, v in vars(args).items() if k not in ("database_url", "results_dir", "redis_url")},
         "gateway": gateway,
-        "baselines": {"asyncpg": raw_pg, "websockets": raw_ws},
+        "baselines": {"asyncpg": raw_pg, "asyncpg_realistic": realistic, "starlette": starlette,
+                      "websockets": raw_ws},
     }
 
 
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}×" if value and base else "n/a"
+
+
 def lines(result: dict[str, Any]) -> list[str]:
-    gw, base = result["gateway"], result["baselines"]
-    sat, lat = gw["saturation"], gw["latency"]
+    base = result["baselines"]
     cores = result["machine"]["cpus_usable"]
-    return [
-        figure_line("ingest.saturation", sat.get("events_per_s"), "events/s",
-                    f"closed loop, {sat['senders']} senders, {sat['delivered']} events in {sat.get('seconds')} s, "
-                    f"{cores} cores"),
-        figure_line("ingest.latency.p50", lat.get("latency_ms", {}).get("p50"), "ms",
-                    f"POST start → message.created frame, open loop at {lat['rate']} events/s"),
-        figure_line("ingest.latency.p99", lat.get("latency_ms", {}).get("p99"), "ms",
-                    f"same, {lat['delivered']} events"),
+    realistic = base["asyncpg_realistic"]["tx_per_s"]
+    starlette = base["starlette"]["requests_per_s"]
+    out: list[str] = []
+    for run in result["gateway"].values():
+        key = scenario_key(run["accounts"], run["processes"])
+        suffix = f".{key}" if key else ""
+        sat, lat = run["saturation"], run["latency"]
+        rate = sat.get("events_per_s")
+        where = f"{run['accounts']} account(s), {run['processes']} process(es)" + (" + Redis" if run["redis"] else "")
+        per_1k = sat["cpu_s_per_1k_events"]
+        out += [
+            figure_line(f"ingest.saturation{suffix}", rate, "events/s",
+                        f"{where}; closed loop, {sat['senders']} senders, {sat['delivered']} events in "
+                        f"{sat.get('seconds')} s, {cores} cores, mean batch {sat.get('mean_commit_batch')}; "
+                        f"{_ratio(rate, realistic)} realistic asyncpg, "
+                        f"{_ratio(rate, starlette)} Starlette"),
+            figure_line(f"ingest.latency.p50{suffix}", lat.get("latency_ms", {}).get("p50"), "ms",
+                        f"POST start → message.created frame, open loop at {lat['rate']} events/s"),
+            figure_line(f"ingest.latency.p99{suffix}", lat.get("latency_ms", {}).get("p99"), "ms",
+                        f"same, {lat['delivered']} events"),
+            figure_line(f"ingest.cpu_s_per_1k.gateway{suffix}", per_1k["gateway"], "CPU s",
+                        "gateway process(es) per 1,000 events at saturation"),
+            figure_line(f"ingest.cpu_s_per_1k.postgres{suffix}", per_1k["postgres"], "CPU s",
+                        "PostgreSQL backends of the bench database per 1,000 events at saturation"),
+        ]
+    concurrency = result["params"]["concurrency"]
+    out += [
         figure_line("baseline.asyncpg", base["asyncpg"]["tx_per_s"], "tx/s",
-                    f"one INSERT transaction per event, {sat['senders']} connections"),
+                    f"one INSERT transaction per event, {concurrency} connections"),
+        figure_line("baseline.asyncpg.realistic", realistic, "tx/s",
+                    f"contact, conversation, message, event + seq per transaction, one account, "
+                    f"{concurrency} connections"),
+        figure_line("baseline.starlette", starlette, "req/s",
+                    f"bare Starlette JSON POST, same uvicorn settings, {concurrency} senders"),
         figure_line("baseline.websockets", base["websockets"]["messages_per_s"], "msgs/s",
                     f"broadcast of {base['websockets']['messages']} frames of "
                     f"{base['websockets']['frame_bytes']} B to one client"),
     ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,8 @@
 """The WS subscriber, in its own process so its receive times do not wait on the senders' event loop.
 
-Child protocol (stdout, one line each): ``READY <seq> <extensions>`` once subscribed to ``account``;
+One socket per API key (one account each), spread over the gateway processes' URLs in turn.
+Child protocol (stdout, one line each): ``READY <seq> <extensions>`` once every socket subscribed to
+``account`` (the seq of the first);
 ``M <external_id> <monotonic_ns>`` per ``message.created`` frame, stamped as soon as the frame is
 received; ``CLOSED <code> <reason>`` if the server closes; on SIGTERM ``END <json summary>``.
 CLOCK_MONOTONIC is system-wide on Linux, so these stamps compare with the sender's.
@@ -19,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.ingest.gateway_proc import REPO_ROOT
@@ -27,7 +29,7 @@ from bench.ingest.gateway_proc import REPO_ROOT
 # -- the child -------------------------------------------------------------------------------------
 
 
-async def _subscribe(ws_url: str, token: str) -> None:
+async def _subscribe(ws_urls: list[str], tokens: list[str]) -> None:
     out = sys.stdout
     counts: Counter[str] = Counter()
     frame_bytes = 0
@@ -40,37 +42,44 @@ async def _subscribe(ws_url: str, token: str) -> None:
             await asyncio.sleep(0.02)
             out.flush()
 
-    async with connect(f"{ws_url}/ws?token={token}", max_size=None) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "topics": ["account"], "after": None}))
-        first = json.loads(await ws.recv())
-        if first.get("type") != "subscribed":
-            raise SystemExit(f"expected subscribed, got {first}")
-        extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "none") if ws.response else "none"
-        out.write(f"READY {first.get('seq')} {extensions.replace(' ', '')}\n")
+    async def receive(ws: ClientConnection) -> None:
+        nonlocal frame_bytes
+        try:
+            while True:
+                raw = await ws.recv()
+                at = time.monotonic_ns()
+                frame = json.loads(raw)
+                if frame.get("type") != "event":
+                    counts[f"frame:{frame.get('type')}"] += 1
+                    continue
+                name = frame["event"]
+                counts[name] += 1
+                frame_bytes += len(raw)
+                if name == "message.created":
+                    out.write(f"M {frame['data']['external_id']} {at}\n")
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            reason = exc.rcvd.reason if exc.rcvd else ""
+            out.write(f"CLOSED {code} {reason}\n")
+        stop.set()
+
+    async with contextlib.AsyncExitStack() as stack:
+        sockets: list[ClientConnection] = []
+        first_seq = None
+        for index, token in enumerate(tokens):
+            ws_url = ws_urls[index % len(ws_urls)]
+            ws = await stack.enter_async_context(connect(f"{ws_url}/ws?token={token}", max_size=None))
+            await ws.send(json.dumps({"type": "subscribe", "topics": ["account"], "after": None}))
+            first = json.loads(await ws.recv())
+            if first.get("type") != "subscribed":
+                raise SystemExit(f"expected subscribed, got {first}")
+            first_seq = first.get("seq") if first_seq is None else first_seq
+            sockets.append(ws)
+        response = sockets[0].response
+        extensions = response.headers.get("Sec-WebSocket-Extensions", "none") if response else "none"
+        out.write(f"READY {first_seq} {extensions.replace(' ', '')}\n")
         out.flush()
-
-        async def receive() -> None:
-            nonlocal frame_bytes
-            try:
-                while True:
-                    raw = await ws.recv()
-                    at = time.monotonic_ns()
-                    frame = json.loads(raw)
-                    if frame.get("type") != "event":
-                        counts[f"frame:{frame.get('type')}"] += 1
-                        continue
-                    name = frame["event"]
-                    counts[name] += 1
-                    frame_bytes += len(raw)
-                    if name == "message.created":
-                        out.write(f"M {frame['data']['external_id']} {at}\n")
-            except ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd else None
-                reason = exc.rcvd.reason if exc.rcvd else ""
-                out.write(f"CLOSED {code} {reason}\n")
-            stop.set()
-
-        tasks = [asyncio.create_task(receive()), asyncio.create_task(flusher())]
+        tasks = [asyncio.create_task(receive(ws)) for ws in sockets] + [asyncio.create_task(flusher())]
         await stop.wait()
         for task in tasks:
             task.cancel()
@@ -85,8 +94,8 @@ async def _subscribe(ws_url: str, token: str) -> None:
 
 def child_main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ws-url", required=True)
-    parser.add_argument("--token", required=True)
+    parser.add_argument("--ws-url", action="append", required=True, help="repeat for each gateway process")
+    parser.add_argument("--token", action="append", required=True, help="repeat for each account")
     args = parser.parse_args()
     try:
         import uvloop
@@ -109,13 +118,14 @@ class Subscriber:
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, ws_url: str, token: str, env: dict[str, str]) -> Subscriber:
+    async def start(cls, ws_urls: list[str], tokens: list[str], env: dict[str, str]) -> Subscriber:
+        args = [a for url in ws_urls for a in ("--ws-url", url)] + [a for t in tokens for a in ("--token", t)]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.ingest.subscriber", "--ws-url", ws_url, "--token", token,
+            sys.executable, "-m", "bench.ingest.subscriber", *args,
             stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT, env=env,
         )
         assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
         if not line or line[0] != "READY":
             raise RuntimeError(f"subscriber did not subscribe: {line}")
         sub = cls(proc, extensions=line[2] if len(line) > 2 else "")

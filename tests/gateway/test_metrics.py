@@ -23,3 +23,4 @@ async def test_metrics_count_committed_payloads_by_channel_type_and_outcome(db_u
         text = (await http.get("/metrics")).text
         assert (count("processed"), count("duplicate")) == (before[0] + 1, before[1] + 1)
         assert "igw_ingest_seconds_bucket" in text
+        assert "igw_commit_batch_size_bucket" in text
