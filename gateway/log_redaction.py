@@ -35,7 +35,10 @@ NOISY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcor
 # A name that says "this value is a secret": secret, app_secret, secret_token,
 # X-Telegram-Bot-Api-Secret-Token, token, access_token, hub.verify_token,
 # password, passwd, api_key, apikey.
-_SECRET_NAME = r"[A-Za-z0-9_.\-]*(?:secret|token|passw(?:or)?d|api[_\-]?key|apikey)"
+# Anchored at the start of a run of name characters and bounded: an unanchored
+# ``[…]*`` is retried from every position of a long run ("a.a.a…" in a URL),
+# which made one hostile request line cost seconds of event loop per log line.
+_SECRET_NAME = r"(?<![A-Za-z0-9_.\-])[A-Za-z0-9_.\-]{0,64}?(?:secret|token|passw(?:or)?d|api[_\-]?key|apikey)"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Our API keys (inbox.accounts: "igw_" + token_urlsafe(32)); the 10-char display prefix stays.
@@ -49,12 +52,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Credentials after an auth scheme.
     (re.compile(r"\b(Bearer|Basic)\s+[^\s'\",;]+", re.IGNORECASE), r"\1 " + REDACTED),
     # user:password@ in URLs (DATABASE_URL, REDIS_URL).
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/\s@]*:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
+    (re.compile(r"((?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^:/\s@]{0,256}:)[^@\s/]{1,512}@"),
+     r"\1" + REDACTED + "@"),
     # ?token=…, &hub.verify_token=…, access_token=… in query strings and forms.
     (re.compile(r"([?&;]" + _SECRET_NAME + r"=)[^&\s'\"#]*", re.IGNORECASE), r"\1" + REDACTED),
     # name: value, name=value, 'name': 'value', "name": "value" (AMI "Secret: …", dict reprs, JSON).
     (
-        re.compile(r"(\b" + _SECRET_NAME + r"[\"']?\s*[:=]\s*[\"']?)(?!\[redacted\])[^\s\"',&}\]]+", re.IGNORECASE),
+        re.compile(r"(" + _SECRET_NAME + r"[\"']?\s{0,8}[:=]\s{0,8}[\"']?)(?!\[redacted\])[^\s\"',&}\]]+",
+                   re.IGNORECASE),
         r"\1" + REDACTED,
     ),
 )

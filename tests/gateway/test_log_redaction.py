@@ -12,7 +12,7 @@ import pytest
 import websockets
 from uvicorn.logging import AccessFormatter
 
-from gateway.log_redaction import RedactingFilter, redact, remember_secret
+from gateway.log_redaction import REDACTED, RedactingFilter, redact, remember_secret
 from inbox.accounts import create_account
 from tests.fakes.bot_api import FakeBotApi, wait_until
 from tests.log_leaks import LeakChecker, capturing_handler
@@ -153,3 +153,12 @@ async def test_a_real_serve_at_debug_logs_no_token_key_or_secret(db_url, pool):
     assert "/ws?token=[redacted]" in text
     assert "hub.verify_token=[redacted]" in text
     assert "/bot[redacted]/getMe" in text and "/bot[redacted]/getUpdates" in text
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("shape", ["a.", "a:", "ab", "a-", "token ", "x://"])
+def test_redaction_stays_linear_on_long_hostile_lines(shape):
+    # A request line is logged whole: with a backtracking pattern 200 KB of "a.a.a…"
+    # would hold the event loop for hours. Each line here must come back at once.
+    line = "GET /x?q=" + shape * 100_000 + "&token=s3cr3t-value HTTP/1.1"
+    assert redact(line).endswith("&token=" + REDACTED + " HTTP/1.1")
