@@ -21,6 +21,7 @@ from gateway.embedded_pg import EmbeddedPostgresError, resolved_database
 from gateway.secret_box import SecretKeyError, SecretsUnreadable
 from gateway.serve import (
     DatabaseUnreachable,
+    PortUnavailable,
     apply_migrations,
     connect_or_explain,
     migrations_directory,
@@ -308,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 2)
     except CliError as exc:
         return _fail(str(exc), exc.code)
-    except (DatabaseUnreachable, EmbeddedPostgresError, SecretsUnreadable) as exc:
+    except (DatabaseUnreachable, EmbeddedPostgresError, SecretsUnreadable, PortUnavailable) as exc:
         return _fail(str(exc), 1)
     except MigrationError as exc:
         return _fail(f"migration refused: {exc}", 1)

@@ -33,7 +33,15 @@ from gateway.config import Settings
 from gateway.demo_ami import DemoPbx
 from gateway.embedded_pg import resolved_database
 from gateway.secret_box import SecretBox, box_for
-from gateway.serve import _configure_logging, _StopSignals, apply_migrations, run_async, seal_secrets, uvicorn_config
+from gateway.serve import (
+    _configure_logging,
+    _StopSignals,
+    apply_migrations,
+    listen_socket,
+    run_async,
+    seal_secrets,
+    uvicorn_config,
+)
 from gateway.shutdown import GracefulServer
 from gateway.supervise import stop_tasks
 from inbox.accounts import create_account
@@ -192,9 +200,10 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
     host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
     base = f"http://{host}:{settings.gateway_port}"
     state = DemoState(base=base)
+    sock = listen_socket(settings.gateway_host, settings.gateway_port)
     pbx = DemoPbx(username="demo", secret=state.ami_secret)
-    await pbx.start()
     try:
+        await pbx.start()
         async with resolved_database(settings.database_url, settings.gateway_data_dir) as dsn:
             if stop.requested:
                 return
@@ -209,7 +218,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             app.router.routes.extend(fake_provider_routes(state))
             server = GracefulServer(uvicorn_config(app, settings, log_level="warning"))
             stop.server = server
-            serving = asyncio.create_task(server.serve())
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
                 await asyncio.sleep(0.05)
             if serving.done():
@@ -226,6 +235,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
                 await stop_tasks([traffic, *state.tasks], within=5, what="demo")
     finally:
         await pbx.close()
+        sock.close()
 
 
 def demo(settings: Settings, *, interval: float = 4.0) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import FrameType
@@ -174,9 +175,39 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None
     return config
 
 
+class PortUnavailable(Exception):
+    """The address to listen on cannot be bound; the message is one line fit for a terminal."""
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket before anything else starts, so a busy port is one clear
+    line (exit 1) instead of uvicorn's exit after the database and workers came up."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
 async def _serve(settings: Settings, stop: _StopSignals) -> None:
     from gateway.app import create_app  # imports every channel module; keep `--help` fast
 
+    sock = listen_socket(settings.gateway_host, settings.gateway_port)
+    try:
+        await _serve_on(sock, settings, stop, create_app)
+    finally:
+        sock.close()
+
+
+async def _serve_on(sock: socket.socket, settings: Settings, stop: _StopSignals, create_app: Any) -> None:
     async with resolved_database(settings.database_url, settings.gateway_data_dir) as dsn:
         if stop.requested:
             return
@@ -189,7 +220,7 @@ async def _serve(settings: Settings, stop: _StopSignals) -> None:
         app = create_app(settings.model_copy(update={"database_url": dsn}))
         server = GracefulServer(uvicorn_config(app, settings))
         stop.server = server
-        await server.serve()
+        await server.serve(sockets=[sock])
 
 
 def serve(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -156,3 +157,17 @@ async def test_an_unusable_data_dir_fails_with_one_line_and_exit_code_1(tmp_path
     assert done.returncode == 1
     assert done.stderr.startswith("inbox-gateway: cannot create the data directory")
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("verb", ["serve", "demo"])
+async def test_a_busy_port_is_one_line_and_exit_code_1(verb, db_url):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        done = await run_cli(verb, DATABASE_URL=db_url, GATEWAY_PORT=str(port))
+    finally:
+        busy.close()
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"inbox-gateway: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -43,6 +43,22 @@ async def test_the_demo_prints_a_key_and_fills_the_inbox_through_the_real_webhoo
                     await asyncio.sleep(0.5)
             inbound = (await http.get("/api/v1/inbound", params={"status": "failed"})).json()["items"]
             assert inbound == []
+            # Replies go out through the real senders to the demo's provider stand-ins.
+            sent = {}
+            for conv in convs:
+                if conv["channel_type"] in ("whatsapp", "telegram") and conv["channel_type"] not in sent:
+                    reply = await http.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "on it"})
+                    assert reply.status_code == 202, reply.text
+                    sent[conv["channel_type"]] = reply.json()["id"]
+            wanted = {"whatsapp": "delivered", "telegram": "sent"}
+
+            async def status(message_id: int) -> str:
+                return str((await http.get(f"/api/v1/messages/{message_id}")).json()["status"])
+
+            async with asyncio.timeout(30):
+                for channel_type, message_id in sent.items():
+                    while await status(message_id) not in (wanted[channel_type], "read"):  # noqa: ASYNC110
+                        await asyncio.sleep(0.2)  # another process: polled over HTTP
     finally:
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
