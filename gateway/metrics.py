@@ -45,16 +45,23 @@ REDIS_PUBLISH_FAILURES = Counter(
 # cannot grow the series without bound.
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 MAX_CODES = 64
-_codes_seen: set[str] = set()
 
 
-def code_label(code: str | None) -> str:
-    """``code`` as a bounded label value."""
-    if not code:
-        return ""
-    if code in _codes_seen:
+class CodeLabels:
+    def __init__(self, limit: int = MAX_CODES) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, code: str | None) -> str:
+        """``code`` as a bounded label value."""
+        if not code:
+            return ""
+        if code in self.seen:
+            return code
+        if _CODE.fullmatch(code) is None or len(self.seen) >= self.limit:
+            return "other"
+        self.seen.add(code)
         return code
-    if _CODE.fullmatch(code) is None or len(_codes_seen) >= MAX_CODES:
-        return "other"
-    _codes_seen.add(code)
-    return code
+
+
+code_label = CodeLabels()

@@ -10,6 +10,8 @@ import httpx
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.media_worker import MediaWorkerConfig
+from gateway.metrics import CodeLabels
 from gateway.outbound_worker import OutboundConfig
 from gateway.redis_broker import RedisBroker
 from tests.fakes.graph_api import graph_error, running_graph_api
@@ -18,6 +20,7 @@ from tests.server import run_server
 from tests.tcp_proxy import through
 from tests.whatsapp.fixtures import raw
 from tests.whatsapp.helpers import ACCESS_TOKEN, PHONE_NUMBER_ID, eventually, make_whatsapp_channel, post_signed
+from tests.whatsapp.test_media import PHOTO, image_body
 from tests.ws.helpers import make_account, write_events, ws_connect
 from tests.ws.test_redis_broker import record
 
@@ -180,3 +183,34 @@ async def test_a_failed_redis_publish_is_counted_and_the_broker_gauge_follows_re
     finally:
         redis.stop()
 
+
+
+async def test_media_download_failures_are_counted_retried_then_final(db_url, pool, tmp_path):
+    config = MediaWorkerConfig(concurrency=1, poll_interval=0.05, retry_base=0.05, retry_cap=0.2, max_attempts=3)
+    async with running_graph_api({PHONE_NUMBER_ID: ACCESS_TOKEN}) as graph, \
+            run_server(db_url, whatsapp_api_base=graph.base_url, gateway_media_dir=tmp_path / "media",
+                       extras={"media_worker_config": config}) as srv, srv.client() as http:
+        text = await scrape(http)
+        before = [value(text, "igw_media_download_failures_total", channel_type="whatsapp", outcome=o) or 0.0
+                  for o in ("retried", "final")]
+        channel = await make_whatsapp_channel(pool)
+        graph.add_media("m-2", b"always the wrong bytes")
+        assert (await post_signed(http, channel.channel_id, image_body("m-2", PHOTO))).status_code == 200
+
+        async def failed() -> bool:
+            return bool(await pool.fetchval("SELECT status = 'failed' FROM media_files"))
+
+        await eventually(failed)
+        text = await scrape(http)
+        after = [value(text, "igw_media_download_failures_total", channel_type="whatsapp", outcome=o)
+                 for o in ("retried", "final")]
+        assert after == [before[0] + config.max_attempts - 1, before[1] + 1]
+
+
+def test_provider_codes_become_a_bounded_label_set():
+    code_label = CodeLabels(limit=4)
+    assert code_label("131047") == "131047"
+    assert code_label(None) == ""
+    assert code_label("a code with spaces and " + "x" * 100) == "other"
+    assert [code_label(f"bulk_{n}") for n in range(4)] == ["bulk_0", "bulk_1", "bulk_2", "other"]
+    assert code_label("131047") == "131047"  # a code already seen keeps its label
