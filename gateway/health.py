@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.http import DB_UNAVAILABLE, ctx_of
+from gateway.metrics_refresh import refresh
 
 
 async def healthz(request: Request) -> Response:
@@ -36,6 +37,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    await refresh(ctx_of(request))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -36,6 +36,7 @@ import asyncpg
 
 from gateway.context import AppContext
 from gateway.http import DB_ERRORS
+from gateway.metrics import MEDIA_DOWNLOAD_FAILURES
 from gateway.pipeline import publish
 from gateway.secret_box import SecretsUnreadable
 from gateway.supervise import poll_loop
@@ -158,9 +159,11 @@ class MediaWorker:
             key = storage_key(digest, job.id)
             await asyncio.to_thread(_write_file, self.ctx.settings.media_dir, key, download.content)
         except MediaTooLarge as exc:
+            MEDIA_DOWNLOAD_FAILURES.labels(job.channel_type, "final").inc()
             records = await self._finish(job, MediaStatus.TOO_LARGE, error=str(exc) or "media too large")
         except MediaRefused as exc:
             log.warning("media %s refused: %s", job.id, exc)
+            MEDIA_DOWNLOAD_FAILURES.labels(job.channel_type, "final").inc()
             records = await self._finish(job, MediaStatus.FAILED, error=f"refused: {exc}")
         except _Retry as exc:
             records = await self._retry(job, str(exc))
@@ -228,7 +231,9 @@ class MediaWorker:
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     async def _retry(self, job: _Claimed, error: str) -> list[EventRecord]:
-        if job.attempts >= self.config.max_attempts:
+        final = job.attempts >= self.config.max_attempts
+        MEDIA_DOWNLOAD_FAILURES.labels(job.channel_type, "final" if final else "retried").inc()
+        if final:
             log.warning("media %s failed after %d attempts: %s", job.id, job.attempts, error)
             return await self._finish(job, MediaStatus.FAILED, error=error)
         async with _connection(self.ctx.pool) as conn:

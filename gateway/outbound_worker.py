@@ -25,6 +25,7 @@ import asyncpg
 
 from gateway.context import AppContext
 from gateway.http import DB_ERRORS
+from gateway.metrics import OUTBOUND_ATTEMPTS, code_label
 from gateway.pipeline import publish
 from gateway.supervise import poll_loop
 from inbox import outbound
@@ -181,13 +182,19 @@ class OutboundWorker:
             log.exception("outbound sender for %s raised %s", job.channel.type, type(exc).__name__)
             return await self._failed(job, "sender_error", f"{type(exc).__name__}: {exc}", False)
         async with _connection(self.pool) as conn:
-            return await outbound.record_sent(conn, job, result.external_id, result.sent_at)
+            records = await outbound.record_sent(conn, job, result.external_id, result.sent_at)
+        OUTBOUND_ATTEMPTS.labels(job.channel.type, "sent", "").inc()
+        return records
 
     async def _failed(self, job: ClaimedJob, code: str, message: str, transient: bool,
                       retry_in: float | None = None) -> list[EventRecord]:
         async with _connection(self.pool) as conn:
-            return await outbound.record_failure(conn, job, code=code, message=message, transient=transient,
-                                                 retry_in=retry_in)
+            records = await outbound.record_failure(conn, job, code=code, message=message, transient=transient,
+                                                    retry_in=retry_in)
+        channel_type = job.channel.type if job.channel is not None else "unknown"
+        OUTBOUND_ATTEMPTS.labels(channel_type, "transient_error" if transient else "permanent_error",
+                                 code_label(code)).inc()
+        return records
 
     async def _publish(self, records: Sequence[EventRecord]) -> None:
         await publish(self.ctx, records)

@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 
 from gateway.backoff import ReconnectBackoff
 from gateway.broker import Listener, ReconnectListener, RevocationListener, deliver, deliver_revocation
+from gateway.metrics import REDIS_PUBLISH_FAILURES
 from gateway.supervise import TaskGroup
 from inbox.eventlog import EventRecord
 
@@ -116,6 +117,7 @@ class RedisBroker:
         try:
             await self._publisher.publish(self.channel, payload)
         except (RedisError, OSError) as exc:
+            REDIS_PUBLISH_FAILURES.labels("events").inc()
             if not self._publish_failed:
                 log.warning("redis broker: publish failed (%s); subscribers will catch up from the log", exc)
             self._publish_failed = True
@@ -135,6 +137,7 @@ class RedisBroker:
         try:
             await self._publisher.publish(self.channel, payload)
         except (RedisError, OSError) as exc:
+            REDIS_PUBLISH_FAILURES.labels("revocation").inc()
             log.warning("redis broker: publishing a key revocation failed (%s); nodes find it in the database", exc)
 
     # -- lifecycle ---------------------------------------------------------------

@@ -65,11 +65,19 @@ def connection_json(row: ChannelRow) -> dict[str, Any] | None:
     Unreachable or dropped counts as ``connecting`` (it is retried); a refused
     login or an unsupported PBX is ``failed`` until the channel is changed.
     """
-    if row.type != ChannelType.ASTERISK:
+    status = connection_status(row.type, row.state)
+    if status is None:
         return None
     ami = (row.state or {}).get("ami") or {}
-    status = _AMI_STATUS.get(str(ami.get("status")), "connecting")
     return {"status": status, "reason": None if status == "connected" else ami.get("error")}
+
+
+def connection_status(type_: ChannelType, state: dict[str, Any] | None) -> str | None:
+    """connected|connecting|failed from a channel's stored state; None for channels that record none."""
+    if type_ != ChannelType.ASTERISK:
+        return None
+    ami = (state or {}).get("ami") or {}
+    return _AMI_STATUS.get(str(ami.get("status")), "connecting")
 
 
 def webhook_url(row: ChannelRow, base_url: str) -> str | None:
