@@ -48,6 +48,14 @@ CHANNEL_CONNECTION = Gauge(
 DB_POOL_SIZE = Gauge("igw_db_pool_size", "Connections open in this process's PostgreSQL pool.")
 DB_POOL_IN_USE = Gauge("igw_db_pool_in_use", "Pool connections checked out right now.")
 DB_POOL_MAX = Gauge("igw_db_pool_max", "Most connections the pool may open.")
+DB_POOL_WAITING = Gauge("igw_db_pool_waiting", "Callers waiting for a pool connection right now.")
+
+
+def pool_waiting(pool: asyncpg.Pool) -> int:
+    """How many acquire() calls wait for a connection. asyncpg keeps its free holders in an
+    asyncio queue and exposes no count of waiters; read the queue's, and report 0 if that changes."""
+    getters = getattr(getattr(pool, "_queue", None), "_getters", None)
+    return sum(1 for waiter in getters if not waiter.done()) if getters is not None else 0
 BROKER_CONNECTED = Gauge("igw_broker_connected", "1 while the event broker (Redis) is healthy, else 0.")
 METRICS_DB_UP = Gauge("igw_metrics_db_up", "1 when the last scrape could read the database, else 0.")
 
@@ -77,6 +85,7 @@ async def refresh(ctx: AppContext) -> None:
     DB_POOL_SIZE.set(pool.get_size())
     DB_POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
     DB_POOL_MAX.set(pool.get_max_size())
+    DB_POOL_WAITING.set(pool_waiting(pool))
     healthy = getattr(ctx.broker, "healthy", None)
     BROKER_CONNECTED.set(1 if healthy is None or healthy() else 0)
 
@@ -103,7 +112,7 @@ async def refresh(ctx: AppContext) -> None:
     # Rebuilt whole: a deleted channel or a status it left must not linger as a series.
     CHANNEL_CONNECTION.clear()
     for row in channels:
-        status = connection_status(ChannelType(row["type"]), row["state"])
+        status = connection_status(ChannelType(row["type"]), row["state"], row["config"])
         if status is not None:
             CHANNEL_CONNECTION.labels(str(row["id"]), row["type"], status).set(1)
 
@@ -119,6 +128,7 @@ async def _read_db(pool: asyncpg.Pool, account_ids: list[int]) -> tuple[dict[int
                FROM outbound_jobs WHERE status = 'queued' AND next_attempt_at <= now()"""
         )
         channels = await conn.fetch(
-            "SELECT id, type, state FROM channels WHERE type = 'asterisk' AND deleted_at IS NULL ORDER BY id"
+            """SELECT id, type, state, config FROM channels
+               WHERE type IN ('asterisk', 'telegram') AND deleted_at IS NULL ORDER BY id"""
         )
     return committed, float(queue_age), list(channels)

@@ -130,6 +130,7 @@ class TelegramPoller:
         self.offset: int | None = None
         self._offset_loaded = False
         self._webhook_cleared = False
+        self._reported: tuple[str, str | None] | None = None
 
     async def run(self) -> None:
         backoff = ReconnectBackoff()
@@ -141,19 +142,36 @@ class TelegramPoller:
                 await self._prepare()
                 while True:
                     await self.poll_once()
+                    await self._report("connected")
                     backoff.reset()
             except RetryAfter as exc:
+                await self._report("connecting", "Telegram asked to slow down (429)")
                 await asyncio.sleep(retry_after_seconds(exc))
             except InvalidToken:
                 log.error("telegram channel %s: Telegram rejects the bot token; fix the channel", self.channel.id)
+                await self._report("failed", "Telegram rejects the bot token")
             except Conflict as exc:
                 # A webhook set elsewhere, or another poller of the same bot outside this deployment.
                 log.warning("telegram channel %s: %s", self.channel.id, exc.message)
+                await self._report("connecting", exc.message)
                 self._webhook_cleared = False
             except TelegramError as exc:
                 log.warning("telegram channel %s: getUpdates failed: %s", self.channel.id, exc.message)
+                await self._report("connecting", f"getUpdates failed: {exc.message}")
             except DB_ERRORS as exc:
                 log.warning("telegram channel %s: database unavailable: %r", self.channel.id, exc)
+
+    async def _report(self, status: str, error: str | None = None) -> None:
+        """What the poller is doing (``channels.state.poller``), written only when it changes; never fatal."""
+        if self._reported == (status, error):
+            return
+        state = {"status": status, "error": error, "node": self.ctx.node_id}
+        try:
+            await update_state(self.ctx.pool, self.channel.id, {"poller": state})
+        except DB_ERRORS as exc:
+            log.warning("telegram channel %s: could not record its state: %r", self.channel.id, exc)
+            return
+        self._reported = (status, error)
 
     async def _prepare(self) -> None:
         if not self._offset_loaded:

@@ -61,23 +61,34 @@ _AMI_STATUS = {"connected": "connected", "failed": "failed", "auth_failed": "fai
 def connection_json(row: ChannelRow) -> dict[str, Any] | None:
     """``{"status": connected|connecting|failed, "reason"}`` as the connection's holder last recorded it.
 
-    Only AMI connections record their state so far; other channels answer null.
+    AMI connections and Telegram pollers record their state; other channels answer null.
     Unreachable or dropped counts as ``connecting`` (it is retried); a refused
     login or an unsupported PBX is ``failed`` until the channel is changed.
     """
-    status = connection_status(row.type, row.state)
+    status = connection_status(row.type, row.state, row.config)
     if status is None:
         return None
-    ami = (row.state or {}).get("ami") or {}
-    return {"status": status, "reason": None if status == "connected" else ami.get("error")}
+    held = _held_connection(row.type, row.state)
+    return {"status": status, "reason": None if status == "connected" else held.get("error")}
 
 
-def connection_status(type_: ChannelType, state: dict[str, Any] | None) -> str | None:
-    """connected|connecting|failed from a channel's stored state; None for channels that record none."""
-    if type_ != ChannelType.ASTERISK:
-        return None
-    ami = (state or {}).get("ami") or {}
-    return _AMI_STATUS.get(str(ami.get("status")), "connecting")
+def _held_connection(type_: ChannelType, state: dict[str, Any] | None) -> dict[str, Any]:
+    # The AMI runner records under "ami", the Telegram poller under "poller".
+    key = "ami" if type_ == ChannelType.ASTERISK else "poller"
+    held = (state or {}).get(key)
+    return held if isinstance(held, dict) else {}
+
+
+def connection_status(type_: ChannelType, state: dict[str, Any] | None,
+                      config: dict[str, Any] | None = None) -> str | None:
+    """connected|connecting|failed from a channel's stored state; None for channels with no connection
+    of their own (WhatsApp, Telegram in webhook mode)."""
+    if type_ == ChannelType.ASTERISK:
+        return _AMI_STATUS.get(str(_held_connection(type_, state).get("status")), "connecting")
+    if type_ == ChannelType.TELEGRAM and (config or {}).get("mode") == "polling":
+        status = str(_held_connection(type_, state).get("status"))
+        return status if status in ("connected", "failed") else "connecting"
+    return None
 
 
 def webhook_url(row: ChannelRow, base_url: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.media_worker import MediaWorkerConfig
 from gateway.metrics import CodeLabels
+from gateway.metrics_refresh import pool_waiting
 from gateway.outbound_worker import OutboundConfig
 from gateway.redis_broker import RedisBroker
+from inbox.db import create_pool
 from tests.fakes.graph_api import graph_error, running_graph_api
 from tests.redis_server import RedisProcess
 from tests.server import run_server
@@ -214,3 +217,24 @@ def test_provider_codes_become_a_bounded_label_set():
     assert code_label("a code with spaces and " + "x" * 100) == "other"
     assert [code_label(f"bulk_{n}") for n in range(4)] == ["bulk_0", "bulk_1", "bulk_2", "other"]
     assert code_label("131047") == "131047"  # a code already seen keeps its label
+
+
+async def test_callers_waiting_for_a_pool_connection_are_counted(db_url):
+    small = await create_pool(db_url, min_size=1, max_size=1)
+    try:
+        held = await small.acquire()
+
+        async def take():
+            return await small.acquire()
+
+        waiter = asyncio.create_task(take())
+        try:
+            async with asyncio.timeout(10):
+                while pool_waiting(small) != 1:  # noqa: ASYNC110 - the waiter registers on its first step
+                    await asyncio.sleep(0.01)
+        finally:
+            await small.release(held)
+        await small.release(await waiter)
+        assert pool_waiting(small) == 0
+    finally:
+        await asyncio.wait_for(small.close(), 10)

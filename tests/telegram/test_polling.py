@@ -204,3 +204,28 @@ async def test_a_polling_channel_deleted_during_a_long_poll_stops_at_once_and_ne
         polls, passes = len(bot.calls_to("getUpdates")), supervisor.passes
         await wait_until(lambda: supervisor.passes >= passes + 3)
         assert len(bot.calls_to("getUpdates")) == polls
+
+
+async def _poller_state(pool, channel_id: int) -> dict:
+    state = await pool.fetchval("SELECT state FROM channels WHERE id = $1", channel_id)
+    return state.get("poller") or {}
+
+
+async def test_a_pollers_connection_shows_in_the_channel_resource(pool, db_url, fake):
+    account_id, key = await create_account(pool, "acme")
+    async with run_server(db_url, telegram_api_base=fake.url, gateway_lease_interval=0.1) as server:
+        good = await make_telegram_channel(pool, account_id, mode="polling", token=POLL_TOKEN,
+                                           provider_key="7099999999")
+        bad = await make_telegram_channel(pool, account_id, mode="polling", token="7011111111:AAUnknownTokenForTests_x",
+                                          provider_key="7011111111")
+        await wait_until(lambda: _poller_has(pool, good.id, "connected"))
+        await wait_until(lambda: _poller_has(pool, bad.id, "failed"))
+        async with server.client(key) as api:
+            assert (await api.get(f"/api/v1/channels/{good.id}")).json()["connection"] == {
+                "status": "connected", "reason": None}
+            assert (await api.get(f"/api/v1/channels/{bad.id}")).json()["connection"] == {
+                "status": "failed", "reason": "Telegram rejects the bot token"}
+
+
+async def _poller_has(pool, channel_id: int, status: str) -> bool:
+    return (await _poller_state(pool, channel_id)).get("status") == status
