@@ -37,8 +37,6 @@ from gateway.shutdown import GracefulServer
 from gateway.supervise import stop_tasks
 from inbox.db import connect
 
-log = logging.getLogger(__name__)
-
 
 def _banner(base: str, account: DemoAccount) -> str:
     key = account.key
@@ -80,6 +78,7 @@ async def _demo(settings: Settings, stop: _StopSignals, interval: float) -> None
             app.router.routes.extend(provider_routes(state))
             server = GracefulServer(uvicorn_config(app, settings, log_level="warning"))
             stop.server = server
+            state.stopping = lambda: server.should_exit
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
                 await asyncio.sleep(0.05)

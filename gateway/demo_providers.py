@@ -25,6 +25,7 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,12 @@ class DemoState:
     out_of_window: set[str] = field(default_factory=set)
     media: OrderedDict[str, tuple[bytes, str]] = field(default_factory=OrderedDict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # True once the server is shutting down: requests failing then are expected, not worth a warning.
+    stopping: Callable[[], bool] = lambda: False
+
+    def warn(self, what: str, exc: Exception) -> None:
+        if not self.stopping():
+            log.warning("demo: %s: %r", what, exc)
 
     def later(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -118,7 +125,7 @@ def provider_routes(state: DemoState) -> list[Route]:
                                                                  "timestamp": str(int(time.time())),
                                                                  "recipient_id": to}]})
                     except httpx.HTTPError as exc:
-                        log.warning("demo: status %s not posted: %r", status, exc)
+                        state.warn(f"status {status} not posted", exc)
 
         state.later(statuses())
         return JSONResponse({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],

@@ -12,7 +12,6 @@ newcomer sees every kind within seconds.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 import uuid
@@ -37,8 +36,6 @@ from gateway.demo_script import (
     Turn,
 )
 
-log = logging.getLogger(__name__)
-
 MONITOR_DIR = "/var/spool/asterisk/monitor"  # AsteriskConfig's default monitor_dir
 OPENING = ("whatsapp", "telegram", "call")
 KINDS = ("whatsapp", "whatsapp", "telegram", "telegram", "call")
@@ -46,18 +43,26 @@ KINDS = ("whatsapp", "whatsapp", "telegram", "telegram", "call")
 
 @dataclass
 class Conversations:
-    """Where each customer is in their script; everyone starts over once all are done."""
+    """Where each customer is: which topic, which turn. Once everyone is done, each moves to their next topic."""
 
     customers: tuple[Customer, ...]
+    topic: dict[str, int] = field(default_factory=dict)
     done: dict[str, int] = field(default_factory=dict)
 
+    def _turns(self, customer: Customer, rng: random.Random) -> tuple[Turn, ...]:
+        if customer.id not in self.topic:  # a rerun need not start where the last run did
+            self.topic[customer.id] = rng.randrange(len(customer.topics))
+        return customer.topics[self.topic[customer.id] % len(customer.topics)]
+
     def next_turn(self, rng: random.Random) -> tuple[Customer, Turn]:
-        waiting = [c for c in self.customers if self.done.get(c.id, 0) < len(c.turns)]
+        waiting = [c for c in self.customers if self.done.get(c.id, 0) < len(self._turns(c, rng))]
         if not waiting:
+            for c in self.customers:
+                self.topic[c.id] += 1
             self.done.clear()
             waiting = list(self.customers)
         customer = rng.choice(waiting)
-        turn = customer.turns[self.done.get(customer.id, 0)]
+        turn = self._turns(customer, rng)[self.done.get(customer.id, 0)]
         self.done[customer.id] = self.done.get(customer.id, 0) + 1
         return customer, turn
 
@@ -146,7 +151,7 @@ class Traffic:
                     else:
                         self.place_call()
                 except httpx.HTTPError as exc:
-                    log.warning("demo traffic: %r", exc)
+                    self.state.warn("traffic", exc)
 
 
 async def out_of_window_reply(state: DemoState, key: str) -> None:
@@ -161,7 +166,7 @@ async def out_of_window_reply(state: DemoState, key: str) -> None:
                 "contacts": [{"profile": {"name": customer.name}, "wa_id": customer.id}],
                 "messages": [{"from": customer.id, "id": f"wamid.demo-in-{uuid.uuid4().hex}",
                               "timestamp": str(yesterday), "type": "text",
-                              "text": {"body": customer.turns[0].text}}]})
+                              "text": {"body": customer.topics[0][0].text}}]})
             # Ingest commits in the background: wait for the conversation, within a bound.
             async with asyncio.timeout(30):
                 while True:
@@ -173,4 +178,4 @@ async def out_of_window_reply(state: DemoState, key: str) -> None:
                     await asyncio.sleep(0.2)
             await http.post(f"/api/v1/conversations/{items[0]['id']}/messages", json={"text": OUT_OF_WINDOW_REPLY})
         except (httpx.HTTPError, TimeoutError) as exc:
-            log.warning("demo: the out-of-window reply was not sent: %r", exc)
+            state.warn("the out-of-window reply was not sent", exc)
