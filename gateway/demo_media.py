@@ -8,6 +8,7 @@ syllable-like envelope just sounds like *something* in the player.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import random
@@ -47,6 +48,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+@functools.cache
 def parcel_png(width: int = 160, height: int = 120) -> bytes:
     """A small RGB PNG: a cardboard box with tape and a dented corner, on a floor."""
     rows = []

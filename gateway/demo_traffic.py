@@ -88,7 +88,8 @@ class Traffic:
                                                    "sha256": sha256, "id": media_id}}
         elif turn.kind == "voice":
             # WhatsApp's voice notes are Ogg/Opus; the standard library writes WAV, which browsers play too.
-            content = voice_wav(self.rng.uniform(2.5, 5.0), seed=self.rng.randrange(1 << 30), pitch=210)
+            content = await asyncio.to_thread(voice_wav, self.rng.uniform(2.5, 5.0),
+                                              seed=self.rng.randrange(1 << 30), pitch=210)
             media_id, sha256 = self.state.shelve(content, "audio/wav")
             message |= {"type": "audio", "audio": {"mime_type": "audio/wav", "sha256": sha256, "id": media_id,
                                                    "voice": True}}
