@@ -10,7 +10,8 @@ call, from the same number, so one person shows up on two channels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,29 @@ CALLERS = (
     Customer("+4930123456", "MAX MUSTERMANN"),
 )
 AGENTS = ("1001", "1002")
+
+
+@dataclass
+class Conversations:
+    """Where each customer is: which topic, which turn. Once everyone is done, each moves to their next topic."""
+
+    customers: tuple[Customer, ...]
+    topic: dict[str, int] = field(default_factory=dict)
+    done: dict[str, int] = field(default_factory=dict)
+
+    def _turns(self, customer: Customer, rng: random.Random) -> tuple[Turn, ...]:
+        if customer.id not in self.topic:  # a rerun need not start where the last run did
+            self.topic[customer.id] = rng.randrange(len(customer.topics))
+        return customer.topics[self.topic[customer.id] % len(customer.topics)]
+
+    def next_turn(self, rng: random.Random) -> tuple[Customer, Turn]:
+        waiting = [c for c in self.customers if self.done.get(c.id, 0) < len(self._turns(c, rng))]
+        if not waiting:
+            for c in self.customers:
+                self.topic[c.id] += 1
+            self.done.clear()
+            waiting = list(self.customers)
+        customer = rng.choice(waiting)
+        turn = self._turns(customer, rng)[self.done.get(customer.id, 0)]
+        self.done[customer.id] = self.done.get(customer.id, 0) + 1
+        return customer, turn

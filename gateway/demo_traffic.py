@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from channels.asterisk.config import AsteriskConfig
 from gateway.demo_ami import DemoPbx
 from gateway.demo_media import parcel_png, voice_wav
 from gateway.demo_providers import DemoState, post_wa
@@ -32,39 +33,13 @@ from gateway.demo_script import (
     OUT_OF_WINDOW_REPLY,
     TELEGRAM,
     WHATSAPP,
+    Conversations,
     Customer,
-    Turn,
 )
 
-MONITOR_DIR = "/var/spool/asterisk/monitor"  # AsteriskConfig's default monitor_dir
+MONITOR_DIR = AsteriskConfig.model_fields["monitor_dir"].default  # the demo channel keeps Asterisk's default
 OPENING = ("whatsapp", "telegram", "call")
 KINDS = ("whatsapp", "whatsapp", "telegram", "telegram", "call")
-
-
-@dataclass
-class Conversations:
-    """Where each customer is: which topic, which turn. Once everyone is done, each moves to their next topic."""
-
-    customers: tuple[Customer, ...]
-    topic: dict[str, int] = field(default_factory=dict)
-    done: dict[str, int] = field(default_factory=dict)
-
-    def _turns(self, customer: Customer, rng: random.Random) -> tuple[Turn, ...]:
-        if customer.id not in self.topic:  # a rerun need not start where the last run did
-            self.topic[customer.id] = rng.randrange(len(customer.topics))
-        return customer.topics[self.topic[customer.id] % len(customer.topics)]
-
-    def next_turn(self, rng: random.Random) -> tuple[Customer, Turn]:
-        waiting = [c for c in self.customers if self.done.get(c.id, 0) < len(self._turns(c, rng))]
-        if not waiting:
-            for c in self.customers:
-                self.topic[c.id] += 1
-            self.done.clear()
-            waiting = list(self.customers)
-        customer = rng.choice(waiting)
-        turn = self._turns(customer, rng)[self.done.get(customer.id, 0)]
-        self.done[customer.id] = self.done.get(customer.id, 0) + 1
-        return customer, turn
 
 
 @dataclass

@@ -8,8 +8,7 @@ import random
 import wave
 
 from gateway.demo_media import SAMPLE_RATE, parcel_png, voice_wav
-from gateway.demo_script import TELEGRAM, WHATSAPP
-from gateway.demo_traffic import Conversations
+from gateway.demo_script import TELEGRAM, WHATSAPP, Conversations
 
 
 def test_each_customer_plays_their_topics_in_order_and_never_says_the_same_thing_twice_in_a_row():
