@@ -86,8 +86,13 @@ class DemoPbx:
         for writer in list(self._writers):
             writer.write(_encode({"Privilege": "call,all", **block, "Timestamp": f"{time.time():.6f}"}))
 
-    async def call(self, *, caller: str, name: str, agent: str, answer: bool, talk: float = 4.0) -> None:
-        """Play one inbound call from ``caller`` to ``agent``: answered and talked, or rung out."""
+    async def call(self, *, caller: str, name: str, agent: str, answer: bool, ring: float = 2.0, talk: float = 4.0,
+                   recording: str | None = None) -> None:
+        """Play one inbound call from ``caller`` to ``agent``: answered and talked, or rung out.
+
+        ``recording`` is the MixMonitor file name the dialplan sets before Dial
+        (``MixMonitor(...)`` then ``VarSet MIXMONITOR_FILENAME``), as Asterisk announces it.
+        """
         n = next(self._ids)
         base = f"{time.time():.0f}"
         caller_uid, agent_uid, bridge = f"{base}.{n * 2}", f"{base}.{n * 2 + 1}", f"demo-bridge-{base}-{n}"
@@ -99,9 +104,12 @@ class DemoPbx:
         leg = {"Channel": agent_ch, "CallerIDNum": agent, "Context": "from-internal", "Exten": agent,
                "Uniqueid": agent_uid, "Linkedid": caller_uid}
         self._emit({"Event": "Newchannel", "ChannelState": "4", "ChannelStateDesc": "Ring", **who})
+        if recording is not None:
+            self._emit({"Event": "VarSet", "Privilege": "dialplan,all", **who,
+                        "Variable": "MIXMONITOR_FILENAME", "Value": recording})
         self._emit({"Event": "DialBegin", "ChannelState": "4", **who, **dest, "DialString": agent})
         self._emit({"Event": "Newchannel", "ChannelState": "5", "ChannelStateDesc": "Ringing", **leg})
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(ring)
         if not answer:
             self._emit({"Event": "DialEnd", **who, **dest, "DialStatus": "NOANSWER"})
             self._emit({"Event": "Hangup", **leg, "Cause": "0", "Cause-txt": "Unknown"})
