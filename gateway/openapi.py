@@ -11,7 +11,6 @@ must say what it takes and answers (``tests/api/test_openapi_spec.py``).
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -177,22 +176,22 @@ def build_spec(routes: Iterable[BaseRoute], *, title: str = "inbox-gateway", ver
     }
 
 
-@functools.lru_cache(maxsize=4)
-def _spec_bytes(routes: tuple[BaseRoute, ...]) -> bytes:
-    return json.dumps(build_spec(routes), separators=(",", ":")).encode()
-
-
-def spec_of(request: Request) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(_spec_bytes(tuple(request.app.routes)))
-    return result
+def _spec_bytes(request: Request) -> bytes:
+    # Built once per app: the routes do not change after start.
+    state = request.app.state
+    cached: bytes | None = getattr(state, "openapi_json", None)
+    if cached is None:
+        cached = json.dumps(build_spec(request.app.routes), separators=(",", ":")).encode()
+        state.openapi_json = cached
+    return cached
 
 
 async def openapi_json(request: Request) -> Response:
-    return Response(_spec_bytes(tuple(request.app.routes)), media_type="application/json")
+    return Response(_spec_bytes(request), media_type="application/json")
 
 
 async def docs(request: Request) -> Response:
-    return Response(render(spec_of(request)), media_type="text/html; charset=utf-8",
+    return Response(render(json.loads(_spec_bytes(request))), media_type="text/html; charset=utf-8",
                     headers={"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"})
 
 
