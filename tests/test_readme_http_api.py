@@ -11,6 +11,9 @@ from gateway.app import create_app
 from gateway.config import load_settings
 from gateway.openapi import build_spec, operations_of
 from schema.api import ChannelCreate
+from tests.api.helpers import inbound, make_account, make_channel
+from tests.fakes.bot_api import FakeBotApi
+from tests.server import run_server
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _URL = re.compile(r"https?://[^/\s]+(/[^?\s]*)")
@@ -97,3 +100,29 @@ def test_readme_lists_every_published_route():
     spec = build_spec(_app().routes)
     published = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
     assert published - listed == set()
+
+
+async def test_readme_curls_work_as_written_on_a_running_gateway(db_url, pool):
+    """Each curl sent as curl sends it (``-d`` is form-encoded by curl; the API reads JSON regardless),
+    to a gateway whose Bot API is a local stand-in knowing README's (fake) bot token."""
+    account_id, key = await make_account(pool, "readme")
+    channel = await make_channel(pool, account_id, provider_key="1001", phone_number_id="1001")
+    assert await inbound(pool, channel, external_id="wamid.readme.1") == 1  # README's examples name conversation 1
+    curls = [(words, *_request(words)) for words in _curls()]
+    async with FakeBotApi().running() as bot_api:
+        for _, _method, path, body in curls:
+            if path == "/api/v1/channels" and body and json.loads(body)["type"] == "telegram":
+                bot_api.add_bot(json.loads(body)["secrets"]["bot_token"], bot_id=123456789)
+        async with run_server(db_url, gateway_workers=False, telegram_api_base=bot_api.url) as server, \
+                server.client() as http:
+            for words, method, path, body in curls:
+                headers = {k: v.replace("$KEY", key) for k, v in (h.split(": ", 1) for h in _headers(words))}
+                if body is not None:
+                    headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+                url = next(w for w in words if w.startswith("http")).replace("http://127.0.0.1:8000", "")
+                r = await http.request(method, url, content=body, headers=headers)
+                assert r.status_code < 300, (method, path, r.status_code, r.text)
+
+
+def _headers(words: list[str]) -> list[str]:
+    return [words[i + 1] for i, word in enumerate(words) if word == "-H"]
