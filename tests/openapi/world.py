@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -42,8 +43,9 @@ async def _store_media(pool: asyncpg.Pool, media_dir: Path, account_id: int, cha
 
 
 @contextlib.asynccontextmanager
-async def populated_world(db_url: str, pool: asyncpg.Pool, media_dir: Path) -> AsyncIterator[Populated]:
-    async with running_world(db_url, pool, gateway_media_dir=media_dir) as w:
+async def populated_world(db_url: str, pool: asyncpg.Pool, media_dir: Path, **settings: Any
+                          ) -> AsyncIterator[Populated]:
+    async with running_world(db_url, pool, gateway_media_dir=media_dir, **settings) as w:
         # A real signed webhook, so /api/v1/inbound has a payload as received.
         body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
             "field": "messages", "value": {
