@@ -47,9 +47,7 @@ def _fuzz(spec: dict, base_url: str, key: str) -> list[str]:
                   suppress_health_check=list(HealthCheck))
         def run(case: schemathesis.Case) -> None:
             response = case.call(base_url=base_url, session=session, headers=headers, timeout=15)
-            statuses.setdefault(operation.label, Counter())[response.status_code] += 1
-            if response.status_code == 422 and operation.path in ("/api/v1/retention", "/api/v1/conversations/{id}", "/api/v1/channels"):
-                print("422", operation.label, case.body, response.text[:300])
+            statuses.setdefault(case.operation.label, Counter())[response.status_code] += 1
             case.validate_response(response, checks=CHECKS, headers=headers)
 
         try:
@@ -57,8 +55,10 @@ def _fuzz(spec: dict, base_url: str, key: str) -> list[str]:
         except (Exception, BaseExceptionGroup) as exc:  # schemathesis groups its failures; every operation runs
             failures.append(f"{operation.label}: {str(exc)[:2000]}")
     session.close()
-    for label, counts in sorted(statuses.items()):
-        print(label, dict(counts))
+    # Each operation was exercised, and reached real rows, not only refusals.
+    assert {o.label for o in operations} == set(statuses)
+    succeeded = {label for label, counts in statuses.items() if any(200 <= s < 300 for s in counts)}
+    assert {o.label for o in operations if o.method.upper() == "GET" and "webhooks" not in o.path} <= succeeded
     return failures
 
 
