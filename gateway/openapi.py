@@ -126,6 +126,8 @@ def _operation(method: str, path: str, op: Operation, refs: dict[Any, Any]) -> d
         errors[400] = _ERROR_TEXT[400]
     if op.body is not None:
         errors.update({400: _ERROR_TEXT[400], 413: _ERROR_TEXT[413], 422: _ERROR_TEXT[422]})
+    if op.auth != "none":
+        errors[503] = "The database is unreachable (database_unavailable); retry later"
     errors.update(op.errors)
     for status, text in sorted(errors.items()):
         responses[str(status)] = {"description": text, "content": error}
