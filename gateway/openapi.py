@@ -168,7 +168,9 @@ def build_spec(routes: Iterable[BaseRoute], *, title: str = "inbox-gateway", ver
             "title": title,
             "version": version,
             "description": "Asterisk, WhatsApp and Telegram as one inbox. Errors are "
-                           '`{"error": {"code", "message"}}`. Lists are pages: pass `next_cursor` as `?cursor=`.',
+                           '`{"error": {"code", "message"}}`. Lists are pages: pass `next_cursor` as `?cursor=`. '
+                           "Live events come over the WebSocket `GET /ws` (README), with the items of "
+                           "`GET /api/v1/events` as its `event` frames.",
         },
         "paths": paths,
         "components": {

@@ -17,6 +17,8 @@ from schema.api import MessageCreate
 from schema.resources import Message
 
 _MAX_KEY = 255
+# Printable ASCII, no surrounding spaces (what _idempotency_key accepts once stripped).
+_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": _MAX_KEY, "pattern": r"^[!-~]([ -~]*[!-~])?$"}
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -78,8 +80,8 @@ routes = [
     ApiRoute("/api/v1/conversations/{id}/messages", send_message, method="POST", operation=Operation(
         "Send a reply (queued: 202 pending; a repeated Idempotency-Key answers 200)",
         {202: Message, 200: Message}, "messages", body=MessageCreate,
-        params=(Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255},
-                      "Repeat-safe sends: the same key answers the same message", location="header"),),
+        params=(Param("Idempotency-Key", _KEY_SCHEMA, "Repeat-safe sends: the same key answers the same message",
+                      location="header"),),
         errors={409: "Idempotency-Key reused with another body",
                 422: "The body is invalid, or this conversation cannot be replied to (e.g. calls only)"})),
     ApiRoute("/api/v1/messages/{id}", get_message, method="GET", operation=Operation(
