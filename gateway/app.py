@@ -29,6 +29,7 @@ from gateway import (
     health,
     inbox_page,
     key_revocation,
+    openapi,
     outbound_worker,
     pipeline,
     telegram_runtime,
@@ -66,6 +67,7 @@ def _routes() -> list[BaseRoute]:
     routes += [*whatsapp_webhooks.routes, *media_api.routes]
     routes += telegram_webhooks.routes
     routes += calls_api.routes
+    routes += openapi.routes
     return routes
 
 

@@ -171,7 +171,47 @@ def validate_channel_settings(
     return cfg.model_dump(mode="json"), sec.model_dump(mode="json", exclude_none=True)
 
 
+def _per_type_schema(schema: dict[str, Any]) -> None:
+    """The body's JSON schema names what each channel type needs in ``config`` and ``secrets``
+    (the models above), so /openapi.json documents the per-type validation ``_fits_type`` does."""
+    variants = []
+    for type_, config_model in CONFIG_MODELS.items():
+        secrets_model = SECRETS_MODELS[type_]
+        config = config_model.model_json_schema()
+        variant: dict[str, Any] = {
+            "title": f"{type_.value} channel",
+            "properties": {"type": {"const": type_.value}, "config": config,
+                           "secrets": secrets_model.model_json_schema()},
+            "required": ["type", "secrets"] + (["config"] if config.get("required") else []),
+        }
+        if type_ == ChannelType.TELEGRAM:
+            # Webhook mode (the default) needs the secret Telegram echoes back.
+            variant["anyOf"] = [
+                {"properties": {"config": {"required": ["mode"], "properties": {"mode": {"const": "polling"}}}},
+                 "required": ["config"]},
+                {"properties": {"secrets": {"required": ["webhook_secret"]}}},
+            ]
+        variants.append(variant)
+    schema["oneOf"] = variants
+
+
+def _never_null(*names: str) -> Any:
+    """Fields that may be left out but not sent as null: their schema drops the null branch."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for name in names:
+            prop = schema["properties"][name]
+            branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+            if len(branches) == 1:
+                prop.update(branches[0])
+            prop.pop("default", None)
+
+    return edit
+
+
 class ChannelCreate(_Body):
+    model_config = ConfigDict(json_schema_extra=_per_type_schema)
+
     type: ChannelType
     name: str = _NAME
     config: dict[str, Any] = Field(default_factory=dict)
@@ -216,9 +256,16 @@ def merge_channel_settings(
 # --- conversations and messages -----------------------------------------------------------------
 
 
+def _patch_schema(schema: dict[str, Any]) -> None:
+    _never_null("status", "unread_count")(schema)
+    schema["minProperties"] = 1  # an empty patch is refused
+
+
 class ConversationPatch(_Body):
     """``assignee: null`` unassigns; a field left out is left alone.
     ``unread_count`` may only be set to 0 (mark as read)."""
+
+    model_config = ConfigDict(json_schema_extra=_patch_schema)
 
     status: ConversationStatus | None = None
     assignee: str | None = Field(default=None, max_length=200)

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from channels.asterisk.config import AsteriskConfig, normalize_number
 from gateway.api._common import (
@@ -35,6 +34,7 @@ from gateway.api._common import (
     query_str,
 )
 from gateway.http import ApiError, ctx_of
+from gateway.operation import CURSOR, LIMIT, ApiRoute, Operation, choice, id_filter, text_filter
 from gateway.pipeline import publish
 from inbox import eventlog
 from inbox.calls import call_events_json, call_json, list_calls
@@ -42,6 +42,7 @@ from inbox.channels import get_channel
 from inbox.errors import NotFound
 from inbox.originates import request_click_to_call
 from schema.enums import CallDirection, CallStatus, ChannelType
+from schema.resources import Call, CallWithEvents, Page
 
 _NUMBER = re.compile(r"\+?\d{3,20}")
 
@@ -129,8 +130,19 @@ async def create_call(request: Request) -> Response:
     return json_response(data, status=202)
 
 
+_TAG = "calls"
 routes = [
-    Route("/api/v1/calls", get_calls, methods=["GET"]),
-    Route("/api/v1/calls", create_call, methods=["POST"]),
-    Route("/api/v1/calls/{id}", get_call, methods=["GET"]),
+    ApiRoute("/api/v1/calls", get_calls, method="GET", operation=Operation(
+        "Calls, newest first", {200: Page[Call]}, _TAG, params=(
+            LIMIT, CURSOR, id_filter("channel_id", "channel"), id_filter("conversation_id", "conversation"),
+            choice("status", [s.value for s in CallStatus], "Only calls in this state"),
+            choice("direction", [d.value for d in CallDirection], "Only calls in this direction"),
+            text_filter("agent", "Only calls of this agent", max_length=40),
+        ))),
+    ApiRoute("/api/v1/calls", create_call, method="POST", operation=Operation(
+        "Click-to-call: ring the agent, then the number (202 with the ringing call)", {202: Call}, _TAG,
+        body=CallCreate, errors={404: "No such channel", 409: "The asterisk channel's config is not usable",
+                                 503: "The channel's AMI connection is not up"})),
+    ApiRoute("/api/v1/calls/{id}", get_call, method="GET", operation=Operation(
+        "One call with its events", {200: CallWithEvents}, _TAG)),
 ]

@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import (
     admin,
@@ -26,11 +25,13 @@ from gateway.api._common import (
 )
 from gateway.context import AppContext, ChannelSetup
 from gateway.http import ApiError, ctx_of
+from gateway.operation import CURSOR, LIMIT, ApiRoute, Operation
 from inbox import channels
 from inbox.channels import ChannelRow
 from inbox.errors import Conflict
 from schema.api import ChannelCreate, ChannelUpdate, merge_channel_settings
 from schema.enums import ChannelType
+from schema.resources import Channel, Page
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +256,24 @@ async def delete_channel(request: Request) -> Response:
     return Response(status_code=204)
 
 
+_TAG = "channels"
 routes = [
-    Route("/api/v1/channels", list_channels, methods=["GET"]),
-    Route("/api/v1/channels", create_channel, methods=["POST"]),
-    Route("/api/v1/channels/{id}", get_channel, methods=["GET"]),
-    Route("/api/v1/channels/{id}", update_channel, methods=["PATCH"]),
-    Route("/api/v1/channels/{id}", delete_channel, methods=["DELETE"]),
+    ApiRoute("/api/v1/channels", list_channels, method="GET", operation=Operation(
+        "List channels", {200: Page[Channel]}, _TAG, params=(LIMIT, CURSOR))),
+    ApiRoute("/api/v1/channels", create_channel, method="POST", operation=Operation(
+        "Connect a channel (admin)", {201: Channel}, _TAG, auth="admin", body=ChannelCreate,
+        description="`config` and `secrets` are checked against the channel type's models "
+                    "(WhatsAppConfig/WhatsAppSecrets, TelegramConfig/TelegramSecrets, AsteriskConfig/AsteriskSecrets); "
+                    "a setup hook may check the credentials with the provider.",
+        errors={409: "Another channel already holds this provider identity",
+                502: "The provider could not be reached to check the credentials"})),
+    ApiRoute("/api/v1/channels/{id}", get_channel, method="GET", operation=Operation(
+        "One channel", {200: Channel}, _TAG)),
+    ApiRoute("/api/v1/channels/{id}", update_channel, method="PATCH", operation=Operation(
+        "Rename a channel or change its config/secrets (admin)", {200: Channel}, _TAG, auth="admin",
+        body=ChannelUpdate, description="`config`/`secrets` are merged into what is stored; null removes a key.",
+        errors={409: "Another channel already holds this provider identity",
+                502: "The provider could not be reached to check the credentials"})),
+    ApiRoute("/api/v1/channels/{id}", delete_channel, method="DELETE", operation=Operation(
+        "Release a channel (admin)", {204: None}, _TAG, auth="admin")),
 ]

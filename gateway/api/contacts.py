@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import (
     connection,
@@ -19,9 +18,11 @@ from gateway.api._common import (
     query_str,
 )
 from gateway.http import ctx_of
+from gateway.operation import CURSOR, LIMIT, ApiRoute, Operation, text_filter
 from inbox import queries
 from inbox.errors import NotFound
 from inbox.views import contact_json
+from schema.resources import Contact, Page
 
 
 async def list_contacts(request: Request) -> Response:
@@ -47,6 +48,9 @@ async def get_contact(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/contacts", list_contacts, methods=["GET"]),
-    Route("/api/v1/contacts/{id}", get_contact, methods=["GET"]),
+    ApiRoute("/api/v1/contacts", list_contacts, method="GET", operation=Operation(
+        "Contacts with their identities", {200: Page[Contact]}, "contacts",
+        params=(LIMIT, CURSOR, text_filter("q", "Search names, phones and identities")))),
+    ApiRoute("/api/v1/contacts/{id}", get_contact, method="GET", operation=Operation(
+        "One contact", {200: Contact}, "contacts")),
 ]

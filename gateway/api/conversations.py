@@ -7,7 +7,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import (
     body_model,
@@ -25,6 +24,7 @@ from gateway.api._common import (
     query_str,
 )
 from gateway.http import ApiError, ctx_of
+from gateway.operation import CURSOR, LIMIT, ApiRoute, Operation, choice, id_filter, text_filter
 from gateway.pipeline import publish
 from inbox import queries
 from inbox.conversation_changes import ConversationChange, change_conversation
@@ -32,6 +32,7 @@ from inbox.errors import Conflict, NotFound
 from inbox.views import conversation_json
 from schema.api import ConversationPatch
 from schema.enums import ConversationStatus
+from schema.resources import Conversation, Page, TimelineEntry
 
 _STATUSES = [str(s) for s in ConversationStatus]
 
@@ -139,10 +140,25 @@ async def timeline(request: Request) -> Response:
     return page(items, next_cursor)
 
 
+_TAG = "conversations"
+_NO_CHANGE = {409: "The change conflicts with the conversation's state"}
 routes = [
-    Route("/api/v1/conversations", list_conversations, methods=["GET"]),
-    Route("/api/v1/conversations/{id}", get_conversation, methods=["GET"]),
-    Route("/api/v1/conversations/{id}", patch_conversation, methods=["PATCH"]),
-    Route("/api/v1/conversations/{id}/read", mark_read, methods=["POST"]),
-    Route("/api/v1/conversations/{id}/timeline", timeline, methods=["GET"]),
+    ApiRoute("/api/v1/conversations", list_conversations, method="GET", operation=Operation(
+        "The inbox: conversations, most recent activity first", {200: Page[Conversation]}, _TAG, params=(
+            LIMIT, CURSOR,
+            text_filter("status", "One status or several, comma-separated: open, pending, snoozed, resolved"),
+            id_filter("channel_id", "channel"),
+            text_filter("assignee", "Only those assigned to this agent"),
+            text_filter("q", "Search contact names and identities"),
+        ))),
+    ApiRoute("/api/v1/conversations/{id}", get_conversation, method="GET", operation=Operation(
+        "One conversation", {200: Conversation}, _TAG)),
+    ApiRoute("/api/v1/conversations/{id}", patch_conversation, method="PATCH", operation=Operation(
+        "Triage: status, assignee, mark as read", {200: Conversation}, _TAG, body=ConversationPatch,
+        errors=_NO_CHANGE)),
+    ApiRoute("/api/v1/conversations/{id}/read", mark_read, method="POST", operation=Operation(
+        "Mark as read (unread_count back to 0)", {200: Conversation}, _TAG, errors=_NO_CHANGE)),
+    ApiRoute("/api/v1/conversations/{id}/timeline", timeline, method="GET", operation=Operation(
+        "Messages and calls of a conversation, oldest first (order=desc: newest first)", {200: Page[TimelineEntry]},
+        _TAG, params=(LIMIT, CURSOR, choice("order", ["asc", "desc"], "asc (default) or desc")))),
 ]

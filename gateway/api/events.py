@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import decode_cursor, encode_cursor, limit_param, page, principal, query_int
 from gateway.http import ctx_of
+from gateway.operation import CURSOR, LIMIT, ApiRoute, Operation, Param
 from inbox import eventlog
+from schema.resources import EventPage
 
 
 async def list_events(request: Request) -> Response:
@@ -27,4 +28,9 @@ async def list_events(request: Request) -> Response:
     return page([r.to_json() for r in shown], next_cursor, latest_seq=latest)
 
 
-routes = [Route("/api/v1/events", list_events, methods=["GET"])]
+routes = [
+    ApiRoute("/api/v1/events", list_events, method="GET", operation=Operation(
+        "The durable event log after a seq (catch-up for WebSocket clients)", {200: EventPage}, "events",
+        params=(LIMIT, CURSOR, Param("after", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
+                                     "Events with seq greater than this")))),
+]

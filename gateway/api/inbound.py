@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import (
     decode_cursor,
@@ -19,8 +18,10 @@ from gateway.api._common import (
     query_int,
 )
 from gateway.http import ctx_of
+from gateway.operation import CURSOR, LIMIT, ApiRoute, Operation, choice, id_filter
 from inbox import queries
 from schema.enums import InboundStatus
+from schema.resources import InboundEvent, Page
 
 
 async def list_inbound(request: Request) -> Response:
@@ -46,6 +47,10 @@ async def get_inbound(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/inbound", list_inbound, methods=["GET"]),
-    Route("/api/v1/inbound/{id}", get_inbound, methods=["GET"]),
+    ApiRoute("/api/v1/inbound", list_inbound, method="GET", operation=Operation(
+        "Raw provider payloads as received, newest first (status=failed: dead letters)", {200: Page[InboundEvent]},
+        "inbound", params=(LIMIT, CURSOR, choice("status", [str(s) for s in InboundStatus], "Only this outcome"),
+                           id_filter("channel_id", "channel")))),
+    ApiRoute("/api/v1/inbound/{id}", get_inbound, method="GET", operation=Operation(
+        "One raw provider payload", {200: InboundEvent}, "inbound")),
 ]

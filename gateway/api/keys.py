@@ -7,7 +7,6 @@ from typing import Any
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import (
     admin,
@@ -23,9 +22,11 @@ from gateway.api._common import (
 )
 from gateway.http import ApiError, ctx_of
 from gateway.key_revocation import publish_revocation
+from gateway.operation import CURSOR, LIMIT, ApiRoute, Operation
 from inbox.accounts import create_api_key, hash_key
 from inbox.jsonfmt import iso
 from schema.api import ApiKeyCreate
+from schema.resources import ApiKey, ApiKeyCreated, Page
 
 _COLUMNS = "id, name, role, prefix, created_at, revoked_at"
 
@@ -86,8 +87,14 @@ async def revoke_key(request: Request) -> Response:
     return Response(status_code=204)
 
 
+_TAG = "keys"
 routes = [
-    Route("/api/v1/keys", list_keys, methods=["GET"]),
-    Route("/api/v1/keys", create_key, methods=["POST"]),
-    Route("/api/v1/keys/{id}", revoke_key, methods=["DELETE"]),
+    ApiRoute("/api/v1/keys", list_keys, method="GET", operation=Operation(
+        "The account's API keys (admin)", {200: Page[ApiKey]}, _TAG, auth="admin", params=(LIMIT, CURSOR))),
+    ApiRoute("/api/v1/keys", create_key, method="POST", operation=Operation(
+        "Create an API key (admin); the key is in this answer only", {201: ApiKeyCreated}, _TAG, auth="admin",
+        body=ApiKeyCreate)),
+    ApiRoute("/api/v1/keys/{id}", revoke_key, method="DELETE", operation=Operation(
+        "Revoke an API key (admin); its WebSockets are closed", {204: None}, _TAG, auth="admin",
+        errors={409: "The account's last admin key cannot be revoked"})),
 ]

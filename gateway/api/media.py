@@ -11,11 +11,11 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Route
 
 from gateway.api._safe_media import content_disposition, served_type
 from gateway.http import ApiError, ctx_of, parse_db_id, require_principal
 from gateway.media_worker import media_path
+from gateway.operation import ApiRoute, Operation
 
 _MAX_ID = 2**63 - 1
 
@@ -54,4 +54,9 @@ async def get_media(request: Request) -> Response:
     )
 
 
-routes = [Route("/api/v1/media/{id}", get_media, methods=["GET"])]
+routes = [
+    ApiRoute("/api/v1/media/{id}", get_media, method="GET", operation=Operation(
+        "A stored media file (404 until downloaded)",
+        {200: ("application/octet-stream", {"type": "string", "format": "binary"})}, "media",
+        description="Served with its safe media type; ETag is the sha256 of the bytes.")),
+]

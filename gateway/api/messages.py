@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import body_model, connection, json_response, not_found, path_id, principal
 from gateway.http import ApiError, ctx_of
+from gateway.operation import ApiRoute, Operation, Param
 from gateway.outbound_worker import outbound_config
 from gateway.pipeline import publish
 from inbox.errors import NotFound
 from inbox.outbound import OutboundRejected, enqueue_message
 from inbox.views import message_json
 from schema.api import MessageCreate
+from schema.resources import Message
 
 _MAX_KEY = 255
+# Printable ASCII, no surrounding spaces (what _idempotency_key accepts once stripped).
+_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": _MAX_KEY, "pattern": r"^[!-~]([ -~]*[!-~])?$"}
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -74,6 +77,13 @@ async def get_message(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/conversations/{id}/messages", send_message, methods=["POST"]),
-    Route("/api/v1/messages/{id}", get_message, methods=["GET"]),
+    ApiRoute("/api/v1/conversations/{id}/messages", send_message, method="POST", operation=Operation(
+        "Send a reply (queued: 202 pending; a repeated Idempotency-Key answers 200)",
+        {202: Message, 200: Message}, "messages", body=MessageCreate,
+        params=(Param("Idempotency-Key", _KEY_SCHEMA, "Repeat-safe sends: the same key answers the same message",
+                      location="header"),),
+        errors={409: "Idempotency-Key reused with another body",
+                422: "The body is invalid, or this conversation cannot be replied to (e.g. calls only)"})),
+    ApiRoute("/api/v1/messages/{id}", get_message, method="GET", operation=Operation(
+        "One message", {200: Message}, "messages")),
 ]

@@ -11,11 +11,12 @@ from __future__ import annotations
 from pydantic import ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway.api._common import admin, body_model, json_response
 from gateway.http import ctx_of
+from gateway.operation import ApiRoute, Operation
 from inbox.retention import RetentionPolicy, parse_policy, run_retention
+from schema.resources import RetentionPolicyOut, RetentionPreview
 
 
 class RetentionPolicyBody(RetentionPolicy):
@@ -61,8 +62,14 @@ async def preview(request: Request) -> Response:
                           "redacted": account["redacted"], "error": account["error"]})
 
 
+_TAG = "retention"
 routes = [
-    Route("/api/v1/retention", get_policy, methods=["GET"]),
-    Route("/api/v1/retention", put_policy, methods=["PUT"]),
-    Route("/api/v1/retention/preview", preview, methods=["GET"]),
+    ApiRoute("/api/v1/retention", get_policy, method="GET", operation=Operation(
+        "The account's retention policy (admin)", {200: RetentionPolicyOut}, _TAG, auth="admin")),
+    ApiRoute("/api/v1/retention", put_policy, method="PUT", operation=Operation(
+        "Replace the retention policy (admin); days null = keep forever", {200: RetentionPolicyOut}, _TAG,
+        auth="admin", body=RetentionPolicyBody)),
+    ApiRoute("/api/v1/retention/preview", preview, method="GET", operation=Operation(
+        "What the next retention run would delete and redact (admin; changes nothing)", {200: RetentionPreview},
+        _TAG, auth="admin")),
 ]

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from channels.telegram.parse import parse_update, update_id_of
 from channels.telegram.verify import SECRET_HEADER, secret_matches
 from gateway import pipeline
 from gateway.http import ApiError, ctx_of, read_body
+from gateway.operation import ApiRoute, Operation, Param
 from gateway.telegram_callbacks import answer_after_commit
 from gateway.webhooks import webhook_channel
 from inbox.channels import ChannelRow
 from schema import strict_json
 from schema.enums import ChannelType
 from schema.events import ParsedPayload, ParseError
+from schema.resources import WebhookAccepted
 
 
 async def _channel(request: Request) -> ChannelRow:
@@ -68,4 +69,10 @@ async def receive(request: Request) -> Response:
     return JSONResponse({"status": outcome, "inbound_event_id": result.inbound_event_id})
 
 
-routes = [Route("/webhooks/telegram/{channel_id}", receive, methods=["POST"])]
+routes = [
+    ApiRoute("/webhooks/telegram/{channel_id}", receive, method="POST", operation=Operation(
+        "Telegram Bot API webhook (carries the channel's webhook_secret)", {200: WebhookAccepted}, "webhooks",
+        auth="provider", body={"type": "object", "description": "A Telegram Update"},
+        params=(Param(SECRET_HEADER, {"type": "string"}, "The channel's secrets.webhook_secret", location="header"),),
+        errors={401: "Missing or wrong secret token"})),
+]

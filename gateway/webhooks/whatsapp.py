@@ -20,7 +20,6 @@ import hashlib
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from channels.whatsapp.client import GraphApiClient
 from channels.whatsapp.fetcher import WhatsAppFetcher
@@ -31,10 +30,12 @@ from channels.whatsapp.verify import SIGNATURE_HEADER, signature_matches, subscr
 from gateway import pipeline, whatsapp_read_receipts
 from gateway.context import AppContext
 from gateway.http import ApiError, ctx_of, read_body
+from gateway.operation import ApiRoute, Operation, Param
 from gateway.webhooks import webhook_channel
 from inbox.channels import ChannelRow
 from schema.enums import ChannelType
 from schema.events import ParsedPayload, ParseError
+from schema.resources import WebhookAccepted
 
 
 async def _channel(request: Request) -> ChannelRow:
@@ -77,9 +78,21 @@ async def receive(request: Request) -> Response:
     return JSONResponse({"status": outcome, "inbound_event_id": result.inbound_event_id})
 
 
+_TEXT = ("text/plain", {"type": "string"})
 routes = [
-    Route("/webhooks/whatsapp/{channel_id}", subscribe, methods=["GET"]),
-    Route("/webhooks/whatsapp/{channel_id}", receive, methods=["POST"]),
+    ApiRoute("/webhooks/whatsapp/{channel_id}", subscribe, method="GET", operation=Operation(
+        "Meta's subscription check: answers hub.challenge when hub.verify_token matches", {200: _TEXT}, "webhooks",
+        auth="provider", errors={403: "hub.mode or hub.verify_token does not match this channel"}, params=(
+            Param("hub.mode", {"type": "string"}, "subscribe"),
+            Param("hub.verify_token", {"type": "string"}, "The channel's secrets.verify_token"),
+            Param("hub.challenge", {"type": "string"}, "Echoed back"),
+        ))),
+    ApiRoute("/webhooks/whatsapp/{channel_id}", receive, method="POST", operation=Operation(
+        "WhatsApp Cloud API webhook (signed with the app secret)", {200: WebhookAccepted}, "webhooks",
+        auth="provider", body={"type": "object", "description": "The Cloud API webhook payload"},
+        params=(Param(SIGNATURE_HEADER, {"type": "string"}, "sha256=HMAC of the body with secrets.app_secret",
+                      location="header"),),
+        errors={401: "Missing or wrong signature"})),
 ]
 
 

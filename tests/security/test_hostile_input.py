@@ -104,6 +104,8 @@ SPECS: dict[tuple[str, str], RouteSpec] = {
     ("GET", "/healthz"): RouteSpec(),
     ("GET", "/readyz"): RouteSpec(),
     ("GET", "/metrics"): RouteSpec(),
+    ("GET", "/openapi.json"): RouteSpec(),
+    ("GET", "/docs"): RouteSpec(),
     ("GET", "/"): RouteSpec(query={"token": Q}),
     ("GET", "/inbox"): RouteSpec(query={"token": Q}),
     ("GET", "/api/v1/channels"): RouteSpec(query={"limit": Q}, cursor=ALL_CURSORS),
