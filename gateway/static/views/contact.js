@@ -3,7 +3,7 @@
 import { contactName, el, relativeTime } from "../format.js";
 import { state } from "../state.js";
 
-export function renderContact(contact, conversations, { close, open }) {
+export function renderContact(contact, conversations = [], { close, open } = {}) {
   const panel = document.getElementById("contact");
   if (!contact) { panel.hidden = true; panel.replaceChildren(); return; }
   panel.hidden = false;

@@ -20,6 +20,8 @@ function emptyText() {
 export function renderList(open) {
   const items = visibleConversations();
   const now = new Date();
+  // Rows are rebuilt on every change: keep keyboard focus on the same conversation.
+  const focused = document.activeElement?.closest?.("#list .conv")?.dataset.id;
   $("list").replaceChildren(...items.map((c) => {
     const active = c.id === state.current;
     const unread = c.unread_count ? el("span", { class: "badge", "aria-label": `${c.unread_count} unread` }, String(c.unread_count)) : null;
@@ -37,6 +39,7 @@ export function renderList(open) {
     el("div", { class: "meta" }, `${c.channel_type ?? ""} · ${c.status ?? ""}${c.assignee ? " · " + c.assignee : ""}`));
     return row;
   }));
+  if (focused) document.querySelector(`#list .conv[data-id="${CSS.escape(focused)}"]`)?.focus();
   const [title, hint] = items.length ? ["", ""] : emptyText();
   $("list-empty").replaceChildren(...(title ? [el("p", { class: "empty-title" }, title), el("p", null, hint)] : []));
   for (const tab of document.querySelectorAll("#tabs [role=tab]")) {
