@@ -4,7 +4,7 @@
 
 import { createApi, enc } from "./api.js";
 import { el } from "./format.js";
-import { entryKey, remember, state, tabQuery, unreadTotal, upsertEntry } from "./state.js";
+import { entryKey, putConversation, remember, state, tabQuery, unreadTotal, upsertEntry } from "./state.js";
 import { Stream } from "./stream.js";
 import { renderContact } from "./views/contact.js";
 import { canSend, renderHeader, renderTimeline, updateEntry } from "./views/conversation.js";
@@ -83,7 +83,7 @@ async function loadList() {
   try {
     const page = await api.request("/api/v1/conversations?" + params);
     if (generation !== listGeneration) return;
-    for (const c of page.items) state.conversations.set(c.id, c);
+    for (const c of page.items) putConversation(c);
     state.searchIds = state.q ? new Set(page.items.map((c) => c.id)) : null;
     state.loaded = true;
     refreshList();
@@ -141,7 +141,7 @@ async function open(id) {
   try {
     const page = await api.request(`/api/v1/conversations/${enc(id)}/timeline?order=desc&limit=200`);
     if (state.current !== id) return;
-    state.timeline = [];
+    // Events that arrived during the fetch are already in state.timeline and may be newer.
     for (const entry of page.items.reverse()) upsertEntry(entry);
     if (state.timeline.length) state.previews.set(id, state.timeline[state.timeline.length - 1]);
     renderTimeline(timelineCtx);
@@ -154,8 +154,7 @@ async function open(id) {
 async function markRead(id) {
   try {
     const updated = await api.request(`/api/v1/conversations/${enc(id)}/read`, { method: "POST" });
-    state.conversations.set(updated.id, updated);
-    refreshList();
+    applyConversation(updated);
   } catch (e) { showError("Could not mark as read: " + e.message); }
 }
 
@@ -183,8 +182,8 @@ async function change(body, what) {
   } catch (e) { showError(`Could not ${what}: ${e.message}`); }
 }
 
-function applyConversation(c) {
-  state.conversations.set(c.id, c);
+function applyConversation(update) {
+  const c = putConversation(update);
   if (c.id === state.current) renderHeader(c, headerActions);
   refreshList();
 }
@@ -246,7 +245,8 @@ function onEntry(entry, conversationId) {
   if (!previous || entryKey(previous) === entryKey(entry) || newer(entry, previous)) state.previews.set(conversationId, entry);
   if (conversationId === state.current) {
     const isNew = upsertEntry(entry);
-    updateEntry(entry, timelineCtx, isNew);
+    const kept = state.timeline.find((e) => entryKey(e) === entryKey(entry));
+    updateEntry(kept, timelineCtx, isNew);
   }
   refreshList();
 }

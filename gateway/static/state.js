@@ -64,15 +64,32 @@ export function entryTime(entry) {
   return entry.kind === "call" ? entry.item.started_at || entry.item.created_at : entry.item.created_at;
 }
 
+// A message's status only moves forward; a REST answer can arrive after the events that
+// already moved it on (the 202 of a send lands after its "sent" event), and must not undo them.
+const PROGRESS = { received: 0, pending: 0, sent: 1, delivered: 2, read: 3, played: 4, failed: 5 };
+
+export function isStale(entry, known) {
+  if (entry.kind === "call") return (Date.parse(entry.item.updated_at) || 0) < (Date.parse(known.item.updated_at) || 0);
+  return (PROGRESS[entry.item.status] ?? 0) < (PROGRESS[known.item.status] ?? 0);
+}
+
 // Insert or replace one message or call; answers true when it was new.
 export function upsertEntry(entry) {
   const key = entryKey(entry);
   const at = state.timeline.findIndex((e) => entryKey(e) === key);
   if (at >= 0) {
-    state.timeline[at] = entry;
+    if (!isStale(entry, state.timeline[at])) state.timeline[at] = entry;
     return false;
   }
   state.timeline.push(entry);
   state.timeline.sort((a, b) => (Date.parse(entryTime(a)) || 0) - (Date.parse(entryTime(b)) || 0));
   return true;
+}
+
+// The same rule for conversations: an older copy (a slow PATCH answer) never replaces a newer one.
+export function putConversation(c) {
+  const known = state.conversations.get(c.id);
+  if (known && (Date.parse(c.updated_at) || 0) < (Date.parse(known.updated_at) || 0)) return known;
+  state.conversations.set(c.id, c);
+  return c;
 }

@@ -10,6 +10,8 @@ package, driven with ``executable_path``; ``playwright install`` is never needed
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import hashlib
 import re
@@ -50,10 +52,32 @@ EXPECTED_NETWORK_NOISE = re.compile(
 )
 
 
+class FreezableProxy(TcpProxy):
+    """A proxy that can also hold every byte without closing anything: a dead network path,
+    which only a heartbeat can notice."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        super().__init__(target_host, target_port)
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:  # type: ignore[override]
+        try:
+            while data := await src.read(65536):
+                await self.flowing.wait()
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                dst.close()
+
+
 @dataclass
 class Gateway:
     server: RunningServer
-    proxy: TcpProxy
+    proxy: FreezableProxy
     graph: FakeGraphApi
     channel: WaChannel
     url: str  # the page's origin: the proxy, so a test can cut the browser's connections
@@ -88,7 +112,7 @@ async def gateway(db_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
         extras={"outbound_config": FAST, "media_worker_config": MediaWorkerConfig(poll_interval=0.05)},
     ) as server:
         target = urlsplit(server.url)
-        proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
+        proxy = FreezableProxy(target.hostname or "127.0.0.1", target.port or 80)
         await proxy.start()
         try:
             channel = await make_whatsapp_channel(server.ctx.pool)
@@ -396,5 +420,32 @@ async def test_a_phone_sized_window_shows_one_pane_at_a_time_and_sends_a_reply(g
     await page.screenshot(path=gw.shots / "09-phone-conversation.png")
     await page.click("#conv-header .back")
     await expect(page.locator("#sidebar")).to_be_visible()
+    assert not [line for line in gw.console if not EXPECTED_NETWORK_NOISE.match(line)], gw.console
+    await page.context.close()
+
+
+async def test_a_silent_dead_connection_shows_offline_by_heartbeat_and_resumes(gateway: Gateway, browser: Any) -> None:
+    gw = gateway
+    await gw.webhook(text_message("wamid.h.1", "Erste Nachricht"))
+    page = await new_page(browser, gw, viewport={"width": 1280, "height": 820})
+    await page.clock.install()  # the page's timers: the heartbeat runs on them, the test moves them on
+    await sign_in(page, gw)
+    await page.locator("#list .conv", has_text="Lena").click()
+    await expect(page.locator("#timeline .item", has_text="Erste Nachricht")).to_be_visible(timeout=WAIT)
+
+    # Nothing is closed, nothing gets through: only the unanswered ping can tell.
+    gw.proxy.flowing.clear()
+    await page.clock.fast_forward(16_000)
+    await expect(page.locator("#status")).to_have_text("live")
+    await page.clock.fast_forward(6_000)
+    await expect(page.locator("#status")).to_have_attribute("data-state", "offline", timeout=WAIT)
+    await expect(page.locator("#status")).to_contain_text("no answer to ping")
+
+    await gw.webhook(text_message("wamid.h.2", "Zweite Nachricht, während der Funkstille"))
+    gw.proxy.flowing.set()
+    await page.clock.fast_forward(2_000)
+    await expect(page.locator("#status")).to_have_text("live", timeout=WAIT)
+    await expect(page.locator("#timeline .item", has_text="Zweite Nachricht")).to_have_count(1, timeout=WAIT)
+    await expect(page.locator("#timeline .item", has_text="Erste Nachricht")).to_have_count(1)
     assert not [line for line in gw.console if not EXPECTED_NETWORK_NOISE.match(line)], gw.console
     await page.context.close()
