@@ -34,7 +34,14 @@ from tests.sealed import seal
 from tests.server import RunningServer, run_server
 from tests.tcp_proxy import TcpProxy
 from tests.whatsapp.fixtures import body
-from tests.whatsapp.helpers import ACCESS_TOKEN, PHONE_NUMBER_ID, WaChannel, make_whatsapp_channel, post_signed
+from tests.whatsapp.helpers import (
+    ACCESS_TOKEN,
+    PHONE_NUMBER_ID,
+    WaChannel,
+    echo,
+    make_whatsapp_channel,
+    post_signed,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
@@ -447,5 +454,32 @@ async def test_a_silent_dead_connection_shows_offline_by_heartbeat_and_resumes(g
     await expect(page.locator("#status")).to_have_text("live", timeout=WAIT)
     await expect(page.locator("#timeline .item", has_text="Zweite Nachricht")).to_have_count(1, timeout=WAIT)
     await expect(page.locator("#timeline .item", has_text="Erste Nachricht")).to_have_count(1)
+    assert not [line for line in gw.console if not EXPECTED_NETWORK_NOISE.match(line)], gw.console
+    await page.context.close()
+
+
+async def test_reply_quotes_reactions_and_edited_and_deleted_marks(gateway: Gateway, browser: Any) -> None:
+    gw = gateway
+    ours = "wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFG91dC0wMDAxRUFEMDY1RDI2OUY5AA=="
+    await gw.webhook(text_message("wamid.q.1", "Welcher Versand?"))
+    await gw.webhook(echo(ours, "DHL oder Hermes?", timestamp=str(int(time.time()))))
+    await gw.webhook(body("reply_with_context.json"))
+    await gw.webhook(body("reaction.json"))
+    pool = gw.server.ctx.pool
+    await pool.execute("UPDATE messages SET edited_at = now() WHERE external_id = 'wamid.q.1'")
+    await gw.webhook(text_message("wamid.q.2", "Das war ein Versehen"))
+    await pool.execute("UPDATE messages SET deleted_at = now() WHERE external_id = 'wamid.q.2'")
+
+    page = await new_page(browser, gw, viewport={"width": 1280, "height": 820})
+    await sign_in(page, gw)
+    await page.locator("#list .conv", has_text="Lena").click()
+    reply = page.locator("#timeline .item", has_text="Ja, DHL passt. Danke!")
+    await expect(reply.locator(".quote")).to_contain_text("DHL oder Hermes?", timeout=WAIT)
+    ours_item = page.locator("#timeline .item.outbound", has_text="DHL oder Hermes?")
+    await expect(ours_item.locator(".reaction")).to_have_text("👍")
+    await expect(page.locator("#timeline .item", has_text="Welcher Versand?").locator(".edited")).to_be_visible()
+    await expect(page.locator("#timeline .item .deleted")).to_have_text("This message was deleted")
+    await expect(page.locator("#timeline")).not_to_contain_text("Das war ein Versehen")
+    await page.screenshot(path=gw.shots / "10-quotes-reactions-marks.png")
     assert not [line for line in gw.console if not EXPECTED_NETWORK_NOISE.match(line)], gw.console
     await page.context.close()
