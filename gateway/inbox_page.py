@@ -1,7 +1,7 @@
 """The live inbox page: static files that talk to the public REST and WS API.
 
 The page runs no inline script: its code is ``/static/inbox.js`` and the ES
-modules it imports (``api.js``, ``stream.js``, ``views/*.js``...), and a strict
+modules it imports (``api.js``, ``stream.js``, ``*_view.js``...), and a strict
 Content-Security-Policy allows scripts, styles and connections from this
 origin only, so data rendered by mistake as markup still could not run.
 Images and players may also show ``blob:`` URLs: media needs the API key, so
@@ -27,10 +27,10 @@ _ASSETS = {
     "format.js": _JS,
     "state.js": _JS,
     "stream.js": _JS,
-    "views/list.js": _JS,
-    "views/conversation.js": _JS,
-    "views/contact.js": _JS,
-    "views/dashboard.js": _JS,
+    "list_view.js": _JS,
+    "conversation_view.js": _JS,
+    "contact_view.js": _JS,
+    "dashboard_view.js": _JS,
     "inbox.css": "text/css; charset=utf-8",
 }
 # A Host header that is a plain host[:port] (or [IPv6]:port): anything else could
@@ -61,7 +61,7 @@ async def asset(request: Request) -> Response:
     media_type = _ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404)
-    body = _STATIC.joinpath(*name.split("/")).read_bytes()
+    body = _STATIC.joinpath(name).read_bytes()
     return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
@@ -72,5 +72,5 @@ async def root(request: Request) -> Response:
 routes = [
     Route("/", root, methods=["GET"]),
     Route("/inbox", inbox, methods=["GET"]),
-    Route("/static/{name:path}", asset, methods=["GET"]),
+    Route("/static/{name}", asset, methods=["GET"]),
 ]

@@ -6,10 +6,10 @@ import { createApi, enc } from "./api.js";
 import { el } from "./format.js";
 import { entryKey, putConversation, remember, state, tabQuery, unreadTotal, upsertEntry } from "./state.js";
 import { Stream } from "./stream.js";
-import { renderContact } from "./views/contact.js";
-import { canSend, renderHeader, renderTimeline, updateEntry } from "./views/conversation.js";
-import { renderDashboard } from "./views/dashboard.js";
-import { listKeys, renderList } from "./views/list.js";
+import { renderContact } from "./contact_view.js";
+import { canSend, renderHeader, renderTimeline, updateEntry } from "./conversation_view.js";
+import { renderDashboard } from "./dashboard_view.js";
+import { listKeys, renderList } from "./list_view.js";
 
 const $ = (id) => document.getElementById(id);
 const api = createApi(() => state.key);

@@ -1,7 +1,7 @@
 // The conversation list: tabs, rows with preview and relative time, keyboard navigation.
 
-import { contactName, el, preview, relativeTime } from "../format.js";
-import { state, visibleConversations } from "../state.js";
+import { contactName, el, preview, relativeTime } from "./format.js";
+import { state, visibleConversations } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 

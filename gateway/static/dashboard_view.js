@@ -1,6 +1,6 @@
 // The dashboard: /api/v1/stats figures, reloaded (debounced) whenever the event stream changes them.
 
-import { duration, el } from "../format.js";
+import { duration, el } from "./format.js";
 
 function figure(label, value, id) {
   return el("div", { class: "figure", "data-figure": id }, el("span", { class: "value" }, String(value ?? "–")), el("span", { class: "label" }, label));

@@ -1,8 +1,8 @@
 // One conversation: its header (contact, channel, status, assignee and actions) and its
 // timeline of messages and calls. Media is fetched with the key and shown from object URLs.
 
-import { contactName, duration, el, fullTime, localTime } from "../format.js";
-import { entryKey, state } from "../state.js";
+import { contactName, duration, el, fullTime, localTime } from "./format.js";
+import { entryKey, state } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 

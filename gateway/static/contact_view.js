@@ -1,7 +1,7 @@
 // The contact panel: the person's identities on each channel and their other conversations.
 
-import { contactName, el, relativeTime } from "../format.js";
-import { state } from "../state.js";
+import { contactName, el, relativeTime } from "./format.js";
+import { state } from "./state.js";
 
 export function renderContact(contact, conversations = [], { close, open } = {}) {
   const panel = document.getElementById("contact");
