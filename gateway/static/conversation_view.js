@@ -134,6 +134,14 @@ export function renderTimeline(ctx) {
 export function updateEntry(entry, ctx, isNew) {
   const timeline = $("timeline");
   const node = timeline.querySelector(`[data-key="${entryKey(entry)}"]`);
+  const last = state.timeline[state.timeline.length - 1];
+  if (isNew && last === entry && timeline.querySelector("[data-key]")) {
+    // Appended, not re-rendered: the live region then announces only the new message.
+    const atBottom = timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < 80;
+    timeline.append(renderEntry(entry, ctx));
+    if (atBottom || entry.item.direction === "outbound") timeline.scrollTop = timeline.scrollHeight;
+    return;
+  }
   if (!node || isNew) { renderTimeline(ctx); return; }
   node.replaceWith(renderEntry(entry, ctx));
 }

@@ -336,6 +336,8 @@ $("nav-inbox").addEventListener("click", () => showView("inbox"));
 $("nav-dashboard").addEventListener("click", () => showView("dashboard"));
 document.addEventListener("keydown", (e) => {
   if (e.key !== "Escape") return;
+  // Esc in a text field only leaves the field: a half-typed reply stays where it is.
+  if (e.target.matches?.("textarea, input")) { e.target.blur(); return; }
   if (!$("contact").hidden) { renderContact(null); $("contact-open")?.focus(); }
   else if (document.body.dataset.view === "dashboard") showView("inbox");
   else if (state.current !== null) closeConversation();
