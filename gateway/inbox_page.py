@@ -1,9 +1,11 @@
 """The live inbox page: static files that talk to the public REST and WS API.
 
-The page runs no inline script: its code is ``/static/inbox.js`` (an ES
-module) and a strict Content-Security-Policy allows scripts, styles and
-connections from this origin only, so data rendered by mistake as markup
-still could not run.
+The page runs no inline script: its code is ``/static/inbox.js`` and the ES
+modules it imports (``api.js``, ``stream.js``, ``*_view.js``...), and a strict
+Content-Security-Policy allows scripts, styles and connections from this
+origin only, so data rendered by mistake as markup still could not run.
+Images and players may also show ``blob:`` URLs: media needs the API key, so
+the page fetches it and hands the element an object URL.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from starlette.routing import Route
 
 _STATIC = files("gateway").joinpath("static")
 # Served by name from this table only: a request can never name another file.
+_JS = "text/javascript; charset=utf-8"
 _ASSETS = {
-    "inbox.js": "text/javascript; charset=utf-8",
+    "inbox.js": _JS,
+    "api.js": _JS,
+    "format.js": _JS,
+    "state.js": _JS,
+    "stream.js": _JS,
+    "list_view.js": _JS,
+    "conversation_view.js": _JS,
+    "contact_view.js": _JS,
+    "dashboard_view.js": _JS,
     "inbox.css": "text/css; charset=utf-8",
 }
 # A Host header that is a plain host[:port] (or [IPv6]:port): anything else could
@@ -31,7 +42,7 @@ def content_security_policy(host: str) -> str:
     # 'self' covers same-origin ws:/wss: in CSP 3; the explicit origins are for older browsers.
     sockets = f" ws://{host} wss://{host}" if _PLAIN_HOST.fullmatch(host) else ""
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
         f"connect-src 'self'{sockets}; object-src 'none'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'"
     )
@@ -50,7 +61,8 @@ async def asset(request: Request) -> Response:
     media_type = _ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404)
-    return Response(_STATIC.joinpath(name).read_bytes(), media_type=media_type, headers={"Cache-Control": "no-cache"})
+    body = _STATIC.joinpath(name).read_bytes()
+    return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
 async def root(request: Request) -> Response:

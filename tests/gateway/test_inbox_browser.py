@@ -66,9 +66,14 @@ async def test_hostile_text_contact_name_and_reaction_are_shown_as_text_and_run_
         await page.click(".conv")
         await page.locator("#timeline .item").wait_for()
 
+        await page.click("#contact-open")  # the contact panel shows the name too
+        await page.locator("#contact h2").wait_for()
+
         assert await page.evaluate("window.__xss") is None
         assert await page.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0
-        assert XSS in await page.inner_text("#list")  # the contact name, as text
+        assert XSS in await page.inner_text("#list")  # the contact name (and the preview), as text
+        assert XSS in await page.inner_text("#conv-header")
+        assert XSS in await page.inner_text("#contact")
         timeline = await page.inner_text("#timeline")
         assert timeline.count(XSS) == 2  # the message text and the reaction
         # The page itself needs nothing the policy forbids.
