@@ -52,7 +52,8 @@ async def list_conversations(
           AND ($4::text IS NULL OR c.assignee = $4)
           AND ($5::text IS NULL OR ct.name ILIKE $5 OR ct.phone ILIKE $5 OR EXISTS (
                 SELECT 1 FROM contact_identities ci
-                WHERE ci.account_id = c.account_id AND ci.contact_id = c.contact_id AND ci.external_id ILIKE $5))
+                WHERE ci.account_id = c.account_id AND ci.contact_id = c.contact_id AND ci.external_id ILIKE $5)
+               OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.text ILIKE $5))
           AND ($6::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($6::timestamptz, $7::bigint))
         ORDER BY c.last_activity_at DESC, c.id DESC
         LIMIT $8""",

@@ -149,7 +149,7 @@ routes = [
             text_filter("status", "One status or several, comma-separated: open, pending, snoozed, resolved"),
             id_filter("channel_id", "channel"),
             text_filter("assignee", "Only those assigned to this agent"),
-            text_filter("q", "Search contact names and identities"),
+            text_filter("q", "Search contact names, identities and message text"),
         ))),
     ApiRoute("/api/v1/conversations/{id}", get_conversation, method="GET", operation=Operation(
         "One conversation", {200: Conversation}, _TAG)),

@@ -46,7 +46,8 @@ async def test_conversation_filters(server, pool, tenants):
     a, _ = tenants
     channel = await get_channel_any_account(pool, a.channel_id)
     other = await inbound(pool, channel, external_id="wamid.f1", contact="4917700000001", name="Zoë 100%_real")
-    third = await inbound(pool, channel, external_id="wamid.f2", contact="4917700000002", name="Max")
+    third = await inbound(pool, channel, external_id="wamid.f2", contact="4917700000002", name="Max",
+                          text="Where is parcel 4711?")
     async with server.client(a.admin_key) as http:
         await http.patch(f"/api/v1/conversations/{other}", json={"status": "pending", "assignee": "sam"})
         await http.patch(f"/api/v1/conversations/{third}", json={"status": "resolved"})
@@ -64,6 +65,7 @@ async def test_conversation_filters(server, pool, tenants):
         assert await ids(q="100%_") == [other]
         assert await ids(q="%") == [other]  # a literal percent sign, not a wildcard
         assert await ids(q="77000000") == sorted([other, third])  # phone / identity
+        assert await ids(q="PARCEL 47") == [third]  # message text
         for bad in ({"status": "closed"}, {"limit": 0}, {"limit": 201}, {"limit": "ten"}, {"channel_id": "x"},
                     {"cursor": "not-a-cursor"}, {"channel_id": str(2**70)}):
             r = await http.get("/api/v1/conversations", params=bad)
