@@ -1,4 +1,5 @@
-"""Two real gateway processes against one PBX: one AMI connection, each event applied once, takeover on kill -9."""
+"""Two real gateway processes against one PBX: one AMI connection, each event applied once, takeover
+when the holder is killed (-9) or stopped (SIGTERM)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import signal
 
 import psutil
+import pytest
 
 from inbox.accounts import create_account
 from tests.asterisk.helpers import eventually
@@ -31,7 +33,10 @@ async def _lease_refused(pool, times: int) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_two_gateway_processes_share_one_pbx_and_the_survivor_takes_over_after_kill_9(db_url, pool):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["kill_9", "sigterm"])
+async def test_two_gateway_processes_share_one_pbx_and_the_survivor_takes_over(db_url, pool, stop):
+    """kill -9: PostgreSQL drops the dead node's lease session. SIGTERM: the graceful shutdown
+    releases the lease itself (gateway.shutdown step 4) and exits 0."""
     account_id, _ = await create_account(pool, "acme")
     env = {"GATEWAY_WORKERS": "true", "GATEWAY_LEASE_INTERVAL": "0.3"}
     async with FakeAmiServer() as pbx, gateway_process(db_url, **env) as a, gateway_process(db_url, **env) as b:
@@ -54,8 +59,10 @@ async def test_two_gateway_processes_share_one_pbx_and_the_survivor_takes_over_a
         pbx.emit(trace_events("inbound_answered.ami"))
         await eventually(lambda: pool.fetchval("SELECT count(*) = 1 FROM calls WHERE status = 'ended'"), within=20)
 
-        holder.proc.send_signal(signal.SIGKILL)
-        await holder.proc.wait()
+        holder.proc.send_signal(stop)
+        code = await asyncio.wait_for(holder.proc.wait(), 30)
+        if stop == signal.SIGTERM:
+            assert code == 0
         await pbx.wait_until(lambda: pbx.login_attempts >= 2 and pbx.logged_in == 1, within=30)
         assert _holds_ami_connection(standby.pid, pbx.port)
 
