@@ -87,6 +87,10 @@ async function loadList() {
     state.searchIds = state.q ? new Set(page.items.map((c) => c.id)) : null;
     state.loaded = true;
     refreshList();
+    // Signed in and nothing open: the welcome's "paste a key" no longer applies.
+    if (state.current === null && page.items.length) {
+      $("timeline").replaceChildren(el("p", { class: "empty" }, "Pick a conversation."));
+    }
     loadPreviews(page.items.filter((c) => !state.previews.has(c.id)).slice(0, 50));
   } catch (e) {
     if (e.status === 401) setStatus("invalid-key", "invalid key");
