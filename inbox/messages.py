@@ -17,7 +17,7 @@ from inbox.channels import ChannelRow
 from inbox.eventlog import PendingEvent
 from inbox.status import TIMESTAMP_COLUMN, next_status
 from inbox.threading import thread_for
-from inbox.views import contact_json, message_json
+from inbox.views import MESSAGE_COLUMNS, contact_json, message_from_row, message_json, messages_json
 from schema.enums import EventName, MessageDirection, MessageStatus
 from schema.events import (
     ContactUnreachable,
@@ -65,10 +65,12 @@ async def apply_message(conn: asyncpg.Connection, channel: ChannelRow, ev: Inbou
             "SELECT id FROM messages WHERE channel_id = $1 AND external_id = $2", channel.id, ev.reply_to_external_id
         )
     status = MessageStatus.RECEIVED if inbound else MessageStatus.SENT
-    message_id: int = await conn.fetchval(
-        """INSERT INTO messages (account_id, conversation_id, channel_id, direction, type, text, status,
+    # RETURNING the rendered columns: nothing below changes the message row, so this is
+    # what a SELECT after the inserts would read, without its round trip.
+    row = await conn.fetchrow(
+        f"""INSERT INTO messages (account_id, conversation_id, channel_id, direction, type, text, status,
                external_id, reply_to_id, reply_to_external_id, sender, extra, raw, created_at, sent_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {MESSAGE_COLUMNS}""",
         channel.account_id,
         thread.conversation_id,
         channel.id,
@@ -85,6 +87,8 @@ async def apply_message(conn: asyncpg.Connection, channel: ChannelRow, ev: Inbou
         ev.occurred_at,
         None if inbound else ev.occurred_at,
     )
+    assert row is not None  # INSERT … RETURNING without ON CONFLICT always returns its row
+    message_id: int = row["id"]
     if not inbound:
         await conn.execute(
             """UPDATE conversations SET first_response_at = COALESCE(first_response_at, $2)
@@ -125,7 +129,8 @@ async def apply_message(conn: asyncpg.Connection, channel: ChannelRow, ev: Inbou
         if reachable is not None:
             events.append(PendingEvent(EventName.CONTACT_UPDATED, None,
                                        await contact_json(conn, channel.account_id, reachable)))
-    data = await message_json(conn, channel.account_id, message_id)
+    # Without media the message has none yet (it is ours, uncommitted): no media query.
+    data = (await messages_json(conn, [row]))[0] if ev.media else message_from_row(row, [])
     events.append(PendingEvent(EventName.MESSAGE_CREATED, thread.conversation_id, data))
     events.extend(await apply_pending(conn, channel, message_id))
     return events

@@ -103,7 +103,10 @@ async def running_gateway(database_url: str, *, redis_url: str | None = None, lo
     with tempfile.TemporaryDirectory(prefix="bench-ingest-gw-") as data_dir:
         env = gateway_env(database_url, port=port, data_dir=Path(data_dir), redis_url=redis_url,
                           log_level=log_level, redis_prefix=redis_prefix)
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "serve", env=env,
+        # BENCH_GATEWAY_PROFILE=FILE: run the gateway under cProfile (written to FILE at shutdown).
+        prof = os.environ.get("BENCH_GATEWAY_PROFILE")
+        pre = ["-m", "cProfile", "-o", prof] if prof else []
+        proc = await asyncio.create_subprocess_exec(sys.executable, *pre, "-m", "gateway", "serve", env=env,
                                                     cwd=REPO_ROOT)
         try:
             url = f"http://127.0.0.1:{port}"
