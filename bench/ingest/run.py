@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -109,8 +108,7 @@ async def _phase(sub: Subscriber, meter: CpuMeter, backends: BackendCpu, drain_t
     finally:
         if sampler is not None:
             sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+            await asyncio.wait({sampler})  # never swallows a cancellation of this task
     sent: list[Sent] = outcome[0] if isinstance(outcome, tuple) else outcome
     missing = await sub.wait_for([s.wamid for s in sent if s.outcome == "processed"], drain_timeout)
     elapsed = time.monotonic() - begin

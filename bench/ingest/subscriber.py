@@ -83,9 +83,7 @@ async def _subscribe(ws_urls: list[str], tokens: list[str]) -> None:
         await stop.wait()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.wait(tasks)  # never swallows a cancellation of this task
     events = sum(v for k, v in counts.items() if not k.startswith("frame:"))
     out.write("END " + json.dumps({"counts": dict(counts), "event_frames": events, "event_bytes": frame_bytes})
               + "\n")
