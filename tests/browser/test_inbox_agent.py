@@ -10,8 +10,6 @@ package, driven with ``executable_path``; ``playwright install`` is never needed
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import hashlib
 import re
@@ -59,32 +57,10 @@ EXPECTED_NETWORK_NOISE = re.compile(
 )
 
 
-class FreezableProxy(TcpProxy):
-    """A proxy that can also hold every byte without closing anything: a dead network path,
-    which only a heartbeat can notice."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        super().__init__(target_host, target_port)
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:  # type: ignore[override]
-        try:
-            while data := await src.read(65536):
-                await self.flowing.wait()
-                dst.write(data)
-                await dst.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                dst.close()
-
-
 @dataclass
 class Gateway:
     server: RunningServer
-    proxy: FreezableProxy
+    proxy: TcpProxy
     graph: FakeGraphApi
     channel: WaChannel
     url: str  # the page's origin: the proxy, so a test can cut the browser's connections
@@ -119,7 +95,7 @@ async def gateway(db_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
         extras={"outbound_config": FAST, "media_worker_config": MediaWorkerConfig(poll_interval=0.05)},
     ) as server:
         target = urlsplit(server.url)
-        proxy = FreezableProxy(target.hostname or "127.0.0.1", target.port or 80)
+        proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
         await proxy.start()
         try:
             channel = await make_whatsapp_channel(server.ctx.pool)
